@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * Static configuration, in four layers, later ones winning:
+ *   built-in defaults < INI file < PLEXTV_* environment < command-line flags.
+ *
+ * The INI file is --config FILE, else DATA_DIR/plextv.conf when it exists. Keys live in
+ * sections ([server], [http], [log], [tuner], [sources]); each key has one environment name
+ * (PLEXTV_<KEY>, e.g. PLEXTV_LOG_LEVEL) and one long flag (--log-level). Environment values can
+ * also come from files: PLEXTV_X_FILE=/run/secrets/x or FILE__PLEXTV_X=/run/secrets/x.
+ *
+ * Dynamic state (sources, channels, guide mapping, device identity) is not here: it lives in
+ * LMDB.
+ */
+#pragma once
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "plextv/log.h"
+
+struct ptv_config {
+	/* [server] */
+	char listen[128];     /* ADDR:PORT, [v6]:PORT; default 0.0.0.0:8080 */
+	char data_dir[PATH_MAX];
+	char base_url[512];   /* advertised URL; empty = derived from a LAN address */
+	unsigned workers;     /* reactor threads; 0 = one per online CPU */
+	unsigned pool_threads; /* threads for blocking work */
+	unsigned max_connections;
+	unsigned shutdown_timeout_ms; /* SIGTERM: how long in-flight responses may finish */
+	/* [http] */
+	unsigned header_max_bytes;
+	unsigned header_max_count;
+	unsigned url_max_bytes;
+	unsigned body_max_bytes;
+	unsigned header_timeout_ms; /* whole request head must arrive within this (slowloris) */
+	unsigned idle_timeout_ms;   /* keep-alive connection with no request */
+	unsigned write_timeout_ms;  /* between two successful writes */
+	/* [log] */
+	enum ptv_log_level log_level;
+	enum ptv_log_format log_format;
+	/* [tuner] */
+	unsigned tuners;
+	/* [sources] */
+	char user_agent[256];
+	char acestream_engine[512]; /* may carry credentials: redacted on output */
+
+	/* Where the INI file was read from ("" if none). Not a key. */
+	char config_file[PATH_MAX];
+
+	/*
+	 * Which layer set each key (default, file, env, flag), indexed like ptv_config_key().
+	 * Private to config.c, which fills it and prints it in ptv_config_show(); kept in the
+	 * struct so that copying a config copies its provenance.
+	 */
+	unsigned char source[32];
+};
+
+/** Describes one configuration key; the table in config.c is the single source of truth. */
+struct ptv_config_key_desc {
+	const char *section; /* INI section without brackets: "log" */
+	const char *name;    /* INI key: "log_level" */
+	const char *flag;    /* long flag without dashes: "log-level" */
+	const char *env;     /* environment variable: "PLEXTV_LOG_LEVEL" */
+	const char *metavar; /* placeholder in --help: "LEVEL" */
+	const char *help;    /* one line for --help */
+};
+
+/** The @i-th key in section order, or NULL past the last one (for CLI option tables). */
+const struct ptv_config_key_desc *ptv_config_key(size_t i);
+
+/** A command-line override: @key is the long flag name without dashes ("log-level"). */
+struct ptv_config_override {
+	const char *key;
+	const char *value;
+};
+
+void ptv_config_defaults(struct ptv_config *c);
+
+/**
+ * Builds the effective configuration: defaults, then @file (NULL: DATA_DIR/plextv.conf if it
+ * exists, where DATA_DIR comes from the later layers or the default), then the environment,
+ * then @ov. On failure returns -PTV_ERR_CONFIG (or a negative errno for an unreadable file)
+ * and writes a one-line reason naming the file, line and key into @err.
+ */
+int ptv_config_load(struct ptv_config *out, const char *file, const struct ptv_config_override *ov,
+		    size_t n_ov, char *err, size_t errlen);
+
+/** Sets one key by its flag name ("log-level") or INI name ("log_level"); validates the value. */
+int ptv_config_set(struct ptv_config *c, const char *key, const char *value, char *err,
+		   size_t errlen);
+
+/** True when @key names a configuration key (flag or INI spelling). */
+bool ptv_config_has_key(const char *key);
+
+/** Prints every key = effective value (secrets and URL credentials redacted), INI-style. */
+void ptv_config_show(const struct ptv_config *c, FILE *out);
+
+/** Parses "ADDR:PORT", "[v6]:PORT" or ":PORT" into a socket address. Returns 0 or -EINVAL. */
+int ptv_config_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len);

@@ -1,0 +1,519 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * `plextv COMMAND [OPTIONS]` (see cli.h). Commands are rows of one table; each declares which
+ * option groups it takes, and the getopt_long table and the --help text are built from those
+ * groups. The configuration group has one long flag per key of the config table, so a new
+ * config key gets its flag and its help line without touching this file.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <curl/curl.h>
+#include <getopt.h>
+#include <libavformat/avformat.h>
+#include <libavutil/avutil.h>
+#include <llhttp.h>
+#include <lmdb.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "plextv/build-config.h"
+#include "plextv/cli.h"
+#include "plextv/config.h"
+#include "plextv/redact.h"
+#include "plextv/server.h"
+
+#define PROG		 "plextv"
+#define HEALTH_TIMEOUT_S 5.0
+
+/* Option groups a command can take. */
+enum {
+	CLI_OPT_CONFIG = 1u << 0, /* --config FILE and one flag per configuration key */
+	CLI_OPT_HEALTH = 1u << 1, /* --url, --timeout */
+};
+
+/* getopt_long values: short options are their letter, the rest start past the char range. */
+enum {
+	OPT_HELP = 'h',
+	OPT_VERSION = 'V',
+	OPT_CONFIG = 'c',
+	OPT_URL = 0x100,
+	OPT_TIMEOUT,
+	OPT_KEY_BASE = 0x200, /* + index into ptv_config_key() */
+};
+
+struct cli_ctx;
+
+struct cli_cmd {
+	const char *name;
+	const char *synopsis; /* after "plextv " in the usage line */
+	const char *summary;
+	unsigned opts; /* CLI_OPT_* */
+	int (*run)(struct cli_ctx *x);
+};
+
+/* The parsed command line of one command. */
+struct cli_ctx {
+	const struct cli_cmd *cmd;
+	const char *config_file; /* --config, NULL: DATA_DIR/plextv.conf when present */
+	struct ptv_config_override *ov;
+	size_t n_ov;
+	const char *url;
+	double timeout_s;
+	int argc; /* positional arguments after the options */
+	char **argv;
+};
+
+static int cmd_serve(struct cli_ctx *x);
+static int cmd_config(struct cli_ctx *x);
+static int cmd_healthcheck(struct cli_ctx *x);
+static int cmd_version(struct cli_ctx *x);
+static int cmd_help(struct cli_ctx *x);
+
+/* Adding a command is one row here plus its cmd_ function. */
+static const struct cli_cmd commands[] = {
+	{"serve", "serve [OPTIONS]", "run the relay", CLI_OPT_CONFIG, cmd_serve},
+	{"config", "config show|check [OPTIONS]",
+	 "print the effective configuration (secrets redacted) or validate it", CLI_OPT_CONFIG,
+	 cmd_config},
+	{"healthcheck", "healthcheck [--url URL] [--timeout SECONDS] [OPTIONS]",
+	 "exit 0 when the local server answers /health (Docker HEALTHCHECK)",
+	 CLI_OPT_CONFIG | CLI_OPT_HEALTH, cmd_healthcheck},
+	{"version", "version", "print the version of plextv and of its libraries", 0, cmd_version},
+	{"help", "help [COMMAND]", "show help for plextv or for COMMAND", 0, cmd_help},
+};
+
+static const struct cli_cmd *find_command(const char *name)
+{
+	for (size_t i = 0; i < PTV_ARRAY_SIZE(commands); i++) {
+		if (!strcmp(name, commands[i].name))
+			return &commands[i];
+	}
+	return NULL;
+}
+
+/* ---- help ---- */
+
+static void print_opt(FILE *out, char short_opt, const char *name, const char *metavar,
+		      const char *help)
+{
+	char left[64];
+
+	snprintf(left, sizeof(left), "%c%c%c --%s%s%s", short_opt ? '-' : ' ',
+		 short_opt ? short_opt : ' ', short_opt ? ',' : ' ', name, metavar ? " " : "",
+		 metavar ? metavar : "");
+	fprintf(out, "  %-30s %s\n", left, help);
+}
+
+static void usage_main(FILE *out)
+{
+	fprintf(out,
+		"Usage: %s COMMAND [OPTIONS]\n"
+		"Relays IPTV sources to Plex as an emulated HDHomeRun tuner.\n\nCommands:\n",
+		PROG);
+	for (size_t i = 0; i < PTV_ARRAY_SIZE(commands); i++)
+		fprintf(out, "  %-13s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\nOptions:\n");
+	print_opt(out, 'h', "help", NULL, "show this help and exit");
+	print_opt(out, 'V', "version", NULL, "show the version and exit");
+	fprintf(out, "\nRun '%s COMMAND --help' for the options of a command.\n", PROG);
+}
+
+static void usage_command(const struct cli_cmd *cmd, FILE *out)
+{
+	const struct ptv_config_key_desc *d;
+
+	fprintf(out, "Usage: %s %s\n%c%s.\n", PROG, cmd->synopsis, toupper(cmd->summary[0]),
+		cmd->summary + 1);
+	fprintf(out, "\nOptions:\n");
+	if (cmd->opts & CLI_OPT_HEALTH) {
+		print_opt(out, 0, "url", "URL",
+			  "URL to check (default: /health on the listen port)");
+		print_opt(out, 0, "timeout", "SECONDS", "give up after this long (default 5)");
+	}
+	if (cmd->opts & CLI_OPT_CONFIG) {
+		print_opt(out, 'c', "config", "FILE",
+			  "INI file (default: DATA_DIR/plextv.conf when present)");
+		for (size_t i = 0; (d = ptv_config_key(i)); i++)
+			print_opt(out, 0, d->flag, d->metavar, d->help);
+	}
+	print_opt(out, 'h', "help", NULL, "show this help and exit");
+	print_opt(out, 'V', "version", NULL, "show the version and exit");
+	if (cmd->opts & CLI_OPT_CONFIG)
+		fprintf(out,
+			"\nEach --some-key flag is also the environment variable PLEXTV_SOME_KEY\n"
+			"and the key some_key of the config file. Later layers win: defaults <\n"
+			"config file < environment < flags. A variable can also name a file that\n"
+			"holds the value: PLEXTV_SOME_KEY_FILE=PATH or "
+			"FILE__PLEXTV_SOME_KEY=PATH.\n");
+}
+
+static int usage_error(const struct cli_cmd *cmd, const char *fmt, ...) PTV_PRINTF(2, 3);
+static int usage_error(const struct cli_cmd *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s%s%s: ", PROG, cmd ? " " : "", cmd ? cmd->name : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '%s%s%s --help' for more information.\n", PROG, cmd ? " " : "",
+		cmd ? cmd->name : "");
+	return EX_USAGE;
+}
+
+/* ---- option parsing ---- */
+
+static void add_opt(struct option *o, size_t *n, const char *name, int has_arg, int val)
+{
+	o[*n] = (struct option){.name = name, .has_arg = has_arg, .val = val};
+	(*n)++;
+}
+
+/* The getopt_long table of @cmd; freed by the caller. */
+static struct option *build_options(const struct cli_cmd *cmd)
+{
+	size_t nkeys = 0, n = 0;
+	struct option *o;
+
+	while (ptv_config_key(nkeys))
+		nkeys++;
+	o = ptv_xcalloc(nkeys + 8, sizeof(*o));
+	add_opt(o, &n, "help", no_argument, OPT_HELP);
+	add_opt(o, &n, "version", no_argument, OPT_VERSION);
+	if (cmd->opts & CLI_OPT_HEALTH) {
+		add_opt(o, &n, "url", required_argument, OPT_URL);
+		add_opt(o, &n, "timeout", required_argument, OPT_TIMEOUT);
+	}
+	if (cmd->opts & CLI_OPT_CONFIG) {
+		add_opt(o, &n, "config", required_argument, OPT_CONFIG);
+		for (size_t i = 0; i < nkeys; i++)
+			add_opt(o, &n, ptv_config_key(i)->flag, required_argument,
+				(int)(OPT_KEY_BASE + i));
+	}
+	return o; /* calloc left the terminating all-zero entry */
+}
+
+static int parse_timeout(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !(v > 0 && v <= 3600))
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* Handles one option; returns -1 to go on or an exit status. */
+static int handle_opt(struct cli_ctx *x, int c, char **argv)
+{
+	switch (c) {
+	case OPT_HELP:
+		usage_command(x->cmd, stdout);
+		return EX_OK;
+	case OPT_VERSION:
+		return cmd_version(x);
+	case OPT_CONFIG:
+		x->config_file = optarg;
+		return -1;
+	case OPT_URL:
+		x->url = optarg;
+		return -1;
+	case OPT_TIMEOUT:
+		if (parse_timeout(optarg, &x->timeout_s))
+			return usage_error(x->cmd,
+					   "--timeout: '%s' is not a number of seconds "
+					   "(0 < SECONDS <= 3600)",
+					   optarg);
+		return -1;
+	case ':':
+		return usage_error(x->cmd, "option '%s' requires an argument", argv[optind - 1]);
+	case '?':
+		if (optopt)
+			return usage_error(x->cmd, "unknown option '-%c'", optopt);
+		return usage_error(x->cmd, "unknown option '%s'", argv[optind - 1]);
+	default:
+		if (c >= OPT_KEY_BASE && ptv_config_key((size_t)(c - OPT_KEY_BASE))) {
+			x->ov[x->n_ov].key = ptv_config_key((size_t)(c - OPT_KEY_BASE))->flag;
+			x->ov[x->n_ov++].value = optarg;
+			return -1;
+		}
+		return usage_error(x->cmd, "unexpected option");
+	}
+}
+
+/* Parses argv[0..] (argv[0] = the command name). Returns -1 to run the command, else a status. */
+static int parse_command_line(struct cli_ctx *x, int argc, char **argv)
+{
+	struct option *opts = build_options(x->cmd);
+	const char *shorts = (x->cmd->opts & CLI_OPT_CONFIG) ? ":hVc:" : ":hV";
+	int c, ret = -1;
+
+	/* Every option takes at most one argv slot per override: argc bounds the count. */
+	x->ov = ptv_xcalloc((size_t)argc, sizeof(*x->ov));
+	optind = 0; /* glibc: full reset, ptv_cli_main() may run more than once (tests) */
+	opterr = 0; /* our messages name the command */
+	while (ret < 0 && (c = getopt_long(argc, argv, shorts, opts, NULL)) != -1)
+		ret = handle_opt(x, c, argv);
+	if (ret < 0) {
+		x->argc = argc - optind;
+		x->argv = argv + optind;
+	}
+	free(opts);
+	return ret;
+}
+
+/* ---- commands ---- */
+
+static int load_config(struct cli_ctx *x, struct ptv_config *cfg)
+{
+	char err[1024];
+	int ret;
+
+	ret = ptv_config_load(cfg, x->config_file, x->ov, x->n_ov, err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "%s %s: configuration error: %s\n", PROG, x->cmd->name,
+			err[0] ? err : ptv_strerror(ret));
+		return EX_CONFIG;
+	}
+	return EX_OK;
+}
+
+static int no_arguments(struct cli_ctx *x)
+{
+	if (x->argc > 0)
+		return usage_error(x->cmd, "unexpected argument '%s'", x->argv[0]);
+	return EX_OK;
+}
+
+static int cmd_serve(struct cli_ctx *x)
+{
+	struct ptv_config *cfg = ptv_xmalloc(sizeof(*cfg));
+	int ret;
+
+	ret = no_arguments(x);
+	if (ret)
+		goto out;
+	ret = load_config(x, cfg);
+	if (ret)
+		goto out;
+	ptv_log_set_level(cfg->log_level);
+	ptv_log_set_format(cfg->log_format);
+	ret = ptv_server_run(cfg, x->config_file, x->ov, x->n_ov);
+	/* ptv_server_run() has logged the cause; only the exit status is left to choose. */
+	if (ret == -PTV_ERR_CONFIG)
+		ret = EX_CONFIG;
+	else if (ret)
+		ret = EX_OSERR;
+out:
+	free(cfg);
+	return ret;
+}
+
+static int cmd_config(struct cli_ctx *x)
+{
+	struct ptv_config *cfg = ptv_xmalloc(sizeof(*cfg));
+	bool show;
+	int ret;
+
+	if (!x->argc) {
+		ret = usage_error(x->cmd, "missing action (expected show or check)");
+		goto out;
+	}
+	if (strcmp(x->argv[0], "show") && strcmp(x->argv[0], "check")) {
+		ret = usage_error(x->cmd, "unknown action '%s' (expected show or check)",
+				  x->argv[0]);
+		goto out;
+	}
+	if (x->argc > 1) {
+		ret = usage_error(x->cmd, "unexpected argument '%s'", x->argv[1]);
+		goto out;
+	}
+	show = !strcmp(x->argv[0], "show");
+	ret = load_config(x, cfg);
+	if (ret)
+		goto out;
+	if (show)
+		ptv_config_show(cfg, stdout);
+	else
+		printf("configuration OK (file: %s)\n",
+		       cfg->config_file[0] ? cfg->config_file : "none");
+out:
+	free(cfg);
+	return ret;
+}
+
+/* http://HOST:PORT/health for the effective listen address; wildcards become loopback. */
+static int health_url(struct cli_ctx *x, char *url, size_t len)
+{
+	struct ptv_config *cfg = ptv_xmalloc(sizeof(*cfg));
+	struct sockaddr_storage ss;
+	char host[INET6_ADDRSTRLEN];
+	unsigned port;
+	int ret;
+
+	ret = load_config(x, cfg);
+	if (ret)
+		goto out;
+	/* The loaded value was validated: parsing it again cannot fail. */
+	PTV_BUG_ON(ptv_config_parse_listen(cfg->listen, &ss, NULL));
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+		if (IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr))
+			sin6->sin6_addr = in6addr_loopback;
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+		port = ntohs(sin6->sin6_port);
+		snprintf(url, len, "http://[%s]:%u/health", host, port);
+	} else {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+		if (sin->sin_addr.s_addr == htonl(INADDR_ANY))
+			sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		port = ntohs(sin->sin_port);
+		snprintf(url, len, "http://%s:%u/health", host, port);
+	}
+	if (!port) {
+		fprintf(stderr,
+			"%s healthcheck: the listen port is 0 (chosen at start): pass --url\n",
+			PROG);
+		ret = EX_USAGE;
+	}
+out:
+	free(cfg);
+	return ret;
+}
+
+static size_t discard_body(char *p, size_t size, size_t n, void *ctx)
+{
+	return size * n;
+}
+
+/* GETs @url; returns EX_OK on HTTP 200, else says why on stderr and returns EX_UNAVAILABLE. */
+static int http_check(const char *url, double timeout_s)
+{
+	char shown[1024], errbuf[CURL_ERROR_SIZE] = "";
+	long status = 0;
+	CURLcode rc;
+	CURL *h;
+	int ret = EX_UNAVAILABLE;
+
+	ptv_redact_url(url, shown, sizeof(shown));
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) || !(h = curl_easy_init())) {
+		fprintf(stderr, "%s healthcheck: cannot initialise libcurl\n", PROG);
+		return EX_SOFTWARE;
+	}
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_NOPROXY, "*"); /* http_proxy must not catch a local check */
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(timeout_s * 1000));
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard_body);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, PROG "-healthcheck/" PTV_VERSION);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+#endif
+	rc = curl_easy_perform(h);
+	if (rc != CURLE_OK) {
+		fprintf(stderr, "%s healthcheck: %s: %s\n", PROG, shown,
+			errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		goto out;
+	}
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200) {
+		fprintf(stderr, "%s healthcheck: %s answered HTTP %ld\n", PROG, shown, status);
+		goto out;
+	}
+	printf("healthy: %s answered HTTP 200\n", shown);
+	ret = EX_OK;
+out:
+	curl_easy_cleanup(h);
+	curl_global_cleanup();
+	return ret;
+}
+
+static int cmd_healthcheck(struct cli_ctx *x)
+{
+	char url[256];
+	int ret;
+
+	ret = no_arguments(x);
+	if (ret)
+		return ret;
+	/* An explicit --url needs no configuration: a broken config file must not hide health. */
+	if (!x->url) {
+		ret = health_url(x, url, sizeof(url));
+		if (ret)
+			return ret;
+	}
+	return http_check(x->url ? x->url : url, x->timeout_s);
+}
+
+static int cmd_version(struct cli_ctx *x)
+{
+	curl_version_info_data *curl = curl_version_info(CURLVERSION_NOW);
+	unsigned lavf = avformat_version();
+	int maj, min, patch;
+
+	printf("%s %s (commit %s)\n", PROG, PTV_VERSION, PTV_GIT_COMMIT);
+#ifdef IO_URING_VERSION_MAJOR
+	printf("liburing %d.%d\n", IO_URING_VERSION_MAJOR, IO_URING_VERSION_MINOR);
+#endif
+	printf("llhttp %d.%d.%d\n", LLHTTP_VERSION_MAJOR, LLHTTP_VERSION_MINOR,
+	       LLHTTP_VERSION_PATCH);
+	printf("libavformat %u.%u.%u (FFmpeg %s)\n", AV_VERSION_MAJOR(lavf), AV_VERSION_MINOR(lavf),
+	       AV_VERSION_MICRO(lavf), av_version_info());
+	mdb_version(&maj, &min, &patch);
+	printf("lmdb %d.%d.%d\n", maj, min, patch);
+	printf("libcurl %s\n", curl->version);
+	return EX_OK;
+}
+
+static int cmd_help(struct cli_ctx *x)
+{
+	const struct cli_cmd *cmd;
+
+	if (x->argc == 0) {
+		usage_main(stdout);
+		return EX_OK;
+	}
+	cmd = find_command(x->argv[0]);
+	if (!cmd || x->argc > 1)
+		return usage_error(NULL, "unknown command '%s'", x->argv[cmd ? 1 : 0]);
+	usage_command(cmd, stdout);
+	return EX_OK;
+}
+
+int ptv_cli_main(int argc, char **argv)
+{
+	struct cli_ctx x = {.timeout_s = HEALTH_TIMEOUT_S};
+	int ret;
+
+	if (argc < 2) {
+		usage_main(stderr);
+		return EX_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage_main(stdout);
+		return EX_OK;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))
+		return cmd_version(&x);
+	x.cmd = find_command(argv[1]);
+	if (!x.cmd)
+		return usage_error(NULL, "%s '%s'",
+				   argv[1][0] == '-' ? "unknown option" : "unknown command",
+				   argv[1]);
+	ret = parse_command_line(&x, argc - 1, argv + 1);
+	if (ret < 0)
+		ret = x.cmd->run(&x);
+	free(x.ov);
+	fflush(stdout);
+	return ret;
+}

@@ -1,0 +1,414 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "plextv/build-config.h"
+#include "plextv/http.h"
+#include "plextv/log.h"
+#include "plextv/metrics.h"
+#include "plextv/ops.h"
+#include "plextv/reactor.h"
+#include "plextv/server.h"
+#include "plextv/workers.h"
+
+struct server;
+
+struct server_thread {
+	struct server *srv;
+	pthread_t tid;
+	bool joined;
+	unsigned index;
+	int listen_fd;
+	struct ptv_reactor *r;
+	struct ptv_http_server *http;
+};
+
+struct server {
+	struct ptv_config cfg;
+	const char *config_file;
+	const struct ptv_config_override *ov;
+	size_t n_ov;
+	struct ptv_router *router;
+	struct ptv_pool *pool;
+	struct ptv_http_shared shared;
+	struct ptv_http_limits limits;
+	char server_header[64];
+	unsigned n;
+	struct server_thread *threads;
+	/* Start-up barrier: each reactor reports once, with its error if it failed. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned reported;
+	int start_err;
+};
+
+static void server_report(struct server *srv, int err)
+{
+	pthread_mutex_lock(&srv->lock);
+	srv->reported++;
+	if (err && !srv->start_err)
+		srv->start_err = err;
+	pthread_cond_broadcast(&srv->cond);
+	pthread_mutex_unlock(&srv->lock);
+}
+
+static int thread_setup(struct server_thread *t)
+{
+	struct server *srv = t->srv;
+	struct ptv_reactor_opts opts = { .index = t->index };
+	int ret;
+
+	ret = ptv_reactor_new(&opts, &t->r);
+	if (ret)
+		return ret;
+	ret = ptv_http_server_new(t->r, srv->router, &srv->shared, &srv->limits, t->listen_fd,
+				  &t->http);
+	if (ret)
+		return ret;
+	t->listen_fd = -1; /* owned by the HTTP server now */
+	ptv_reactor_set_busy(t->r, ptv_http_server_busy, t->http);
+	return ptv_http_server_start(t->http);
+}
+
+static void *thread_main(void *arg)
+{
+	struct server_thread *t = arg;
+	int ret;
+
+	ptv_metrics_thread_init();
+	ret = thread_setup(t);
+	server_report(t->srv, ret);
+	if (!ret) {
+		ret = ptv_reactor_run(t->r);
+		if (ret)
+			ptv_error("server", "reactor %u stopped: %s", t->index, ptv_strerror(ret));
+	}
+	ptv_metrics_thread_exit();
+	return NULL;
+}
+
+static void explain_uring_error(int err)
+{
+	if (err == -EPERM || err == -ENOSYS || err == -EACCES) {
+		ptv_error("server",
+			  "io_uring is not available (io_uring_setup: %s). PlexTV needs it. In "
+			  "Docker, run with --security-opt seccomp=contrib/seccomp-io_uring.json "
+			  "(Docker >= 25 blocks io_uring by default); on a host, set sysctl "
+			  "kernel.io_uring_disabled=0. See README, section Containers.",
+			  ptv_strerror(err));
+	} else if (err == -PTV_ERR_UNSUPPORTED) {
+		ptv_error("server", "this kernel's io_uring lacks multishot accept/receive: PlexTV "
+				    "needs Linux 6.0 or later");
+	} else if (err) {
+		ptv_error("server", "could not start a reactor: %s", ptv_strerror(err));
+	}
+}
+
+static int server_listen_all(struct server *srv)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int ret;
+
+	ret = ptv_config_parse_listen(srv->cfg.listen, &ss, &len);
+	if (ret) {
+		ptv_error("server", "bad listen address '%s'", srv->cfg.listen);
+		return -PTV_ERR_CONFIG;
+	}
+	ret = ptv_http_check_addr_free((struct sockaddr *)&ss, len);
+	for (unsigned i = 0; i < srv->n && !ret; i++) {
+		int fd = ptv_http_listen((struct sockaddr *)&ss, len);
+
+		if (fd < 0) {
+			ret = fd;
+			break;
+		}
+		srv->threads[i].listen_fd = fd;
+		if (i == 0) {
+			/* Port 0 picks a port: the other reactors must join the same one. */
+			len = sizeof(ss);
+			getsockname(fd, (struct sockaddr *)&ss, &len);
+		}
+	}
+	if (ret)
+		ptv_error("server", "cannot listen on %s: %s", srv->cfg.listen, ptv_strerror(ret));
+	return ret;
+}
+
+static void thread_drain_task(void *arg)
+{
+	struct server_thread *t = arg;
+
+	ptv_http_server_drain(t->http);
+}
+
+static void thread_close_all_task(void *arg)
+{
+	struct server_thread *t = arg;
+
+	ptv_http_server_close_all(t->http);
+}
+
+struct limits_task {
+	struct server_thread *t;
+	struct ptv_http_limits limits;
+};
+
+static void thread_limits_task(void *arg)
+{
+	struct limits_task *lt = arg;
+
+	ptv_http_server_set_limits(lt->t->http, &lt->limits);
+	free(lt);
+}
+
+static bool thread_join_by(struct server_thread *t, const struct timespec *deadline)
+{
+	if (t->joined)
+		return true;
+	if (pthread_timedjoin_np(t->tid, NULL, deadline))
+		return false;
+	t->joined = true;
+	return true;
+}
+
+static void deadline_in(struct timespec *ts, unsigned ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* Stops the reactors: drain, then force after the shutdown timeout. False if one hangs. */
+static bool server_stop_threads(struct server *srv, unsigned running, bool drain)
+{
+	struct timespec deadline;
+	bool all = true;
+
+	for (unsigned i = 0; i < running; i++) {
+		if (drain)
+			ptv_reactor_post(srv->threads[i].r, thread_drain_task, &srv->threads[i]);
+		ptv_reactor_stop(srv->threads[i].r);
+	}
+	deadline_in(&deadline, srv->cfg.shutdown_timeout_ms);
+	for (unsigned i = 0; i < running; i++) {
+		if (!thread_join_by(&srv->threads[i], &deadline)) {
+			ptv_warn("server", "reactor %u: shutdown timeout, closing its connections",
+				 i);
+			ptv_reactor_post(srv->threads[i].r, thread_close_all_task,
+					 &srv->threads[i]);
+		}
+	}
+	deadline_in(&deadline, 2000);
+	for (unsigned i = 0; i < running; i++)
+		all &= thread_join_by(&srv->threads[i], &deadline);
+	return all;
+}
+
+static void server_free_threads(struct server *srv)
+{
+	for (unsigned i = 0; i < srv->n; i++) {
+		struct server_thread *t = &srv->threads[i];
+
+		/* Ring first: it cancels what is in flight before the memory goes. */
+		ptv_reactor_free(t->r);
+		ptv_http_server_free(t->http);
+		if (t->listen_fd >= 0)
+			close(t->listen_fd);
+	}
+	free(srv->threads);
+}
+
+static bool restart_key_changed(const struct ptv_config *a, const struct ptv_config *b,
+				const char **key)
+{
+	if (strcmp(a->listen, b->listen)) {
+		*key = "listen";
+		return true;
+	}
+	if (strcmp(a->data_dir, b->data_dir)) {
+		*key = "data_dir";
+		return true;
+	}
+	if (a->workers != b->workers || a->pool_threads != b->pool_threads) {
+		*key = a->workers != b->workers ? "workers" : "pool_threads";
+		return true;
+	}
+	return false;
+}
+
+static void server_reload(struct server *srv)
+{
+	struct ptv_config next;
+	const char *key;
+	char err[512];
+
+	if (ptv_config_load(&next, srv->config_file, srv->ov, srv->n_ov, err, sizeof(err))) {
+		ptv_error("config", "reload rejected, keeping the running configuration: %s", err);
+		return;
+	}
+	if (restart_key_changed(&srv->cfg, &next, &key)) {
+		ptv_warn("config", "%s changed: takes effect after a restart, not applied now", key);
+		/* Keep what the running process is built around. */
+		memcpy(next.listen, srv->cfg.listen, sizeof(next.listen));
+		memcpy(next.data_dir, srv->cfg.data_dir, sizeof(next.data_dir));
+		next.workers = srv->cfg.workers;
+		next.pool_threads = srv->cfg.pool_threads;
+	}
+	srv->cfg = next;
+	ptv_log_set_level(next.log_level);
+	ptv_log_set_format(next.log_format);
+	atomic_store(&srv->shared.max_open, next.max_connections);
+	ptv_http_limits_from_config(&srv->limits, &next);
+	for (unsigned i = 0; i < srv->n; i++) {
+		struct limits_task *lt = ptv_xmalloc(sizeof(*lt));
+
+		lt->t = &srv->threads[i];
+		lt->limits = srv->limits;
+		ptv_reactor_post(srv->threads[i].r, thread_limits_task, lt);
+	}
+	ptv_info("config", "configuration reloaded (%s)",
+		 srv->config_file ? srv->config_file
+				  : (next.config_file[0] ? next.config_file : "no file"));
+}
+
+static int server_start_threads(struct server *srv, unsigned *started)
+{
+	int ret = 0;
+
+	for (unsigned i = 0; i < srv->n; i++) {
+		ret = -pthread_create(&srv->threads[i].tid, NULL, thread_main, &srv->threads[i]);
+		if (ret)
+			break;
+		(*started)++;
+	}
+	pthread_mutex_lock(&srv->lock);
+	while (srv->reported < *started)
+		pthread_cond_wait(&srv->cond, &srv->lock);
+	if (!ret)
+		ret = srv->start_err;
+	pthread_mutex_unlock(&srv->lock);
+	return ret;
+}
+
+static void server_wait_signals(struct server *srv, const sigset_t *set)
+{
+	for (;;) {
+		int sig = sigwaitinfo(set, NULL);
+
+		if (sig == SIGHUP) {
+			server_reload(srv);
+			continue;
+		}
+		if (sig == SIGTERM || sig == SIGINT) {
+			ptv_info("server", "%s: shutting down", strsignal(sig));
+			return;
+		}
+	}
+}
+
+static void server_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	/* Every client is a descriptor; the soft default of 1024 is far too low for a relay. */
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int server_init(struct server *srv, const struct ptv_config *cfg)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int ret;
+
+	srv->cfg = *cfg;
+	srv->n = cfg->workers ? cfg->workers : (unsigned)(ncpu > 0 ? ncpu : 1);
+	srv->threads = ptv_xcalloc(srv->n, sizeof(*srv->threads));
+	for (unsigned i = 0; i < srv->n; i++) {
+		srv->threads[i].srv = srv;
+		srv->threads[i].index = i;
+		srv->threads[i].listen_fd = -1;
+	}
+	pthread_mutex_init(&srv->lock, NULL);
+	pthread_cond_init(&srv->cond, NULL);
+	snprintf(srv->server_header, sizeof(srv->server_header), "PlexTV/%s", PTV_VERSION);
+	srv->shared.server_header = srv->server_header;
+	atomic_init(&srv->shared.open, 0);
+	atomic_init(&srv->shared.max_open, cfg->max_connections);
+	ptv_http_limits_from_config(&srv->limits, cfg);
+	ptv_metrics_process_register();
+	ptv_ops_build_info("io_uring");
+	ret = ptv_pool_new(cfg->pool_threads, &srv->pool);
+	if (!ret)
+		ret = ptv_router_new(&srv->router);
+	if (!ret)
+		ret = ptv_ops_routes_register(srv->router, srv->pool);
+	return ret;
+}
+
+static void server_deinit(struct server *srv)
+{
+	/* The pool first: its jobs may post answers to reactors, which still exist. */
+	ptv_pool_free(srv->pool);
+	server_free_threads(srv);
+	ptv_router_free(srv->router);
+	pthread_cond_destroy(&srv->cond);
+	pthread_mutex_destroy(&srv->lock);
+}
+
+int ptv_server_run(const struct ptv_config *cfg, const char *config_file,
+		   const struct ptv_config_override *ov, size_t n_ov)
+{
+	struct server srv = { .config_file = config_file, .ov = ov, .n_ov = n_ov };
+	unsigned started = 0;
+	sigset_t set;
+	int ret;
+
+	/* Blocked before any thread exists so that only the main thread receives them. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	server_raise_nofile();
+	ptv_log_set_level(cfg->log_level);
+	ptv_log_set_format(cfg->log_format);
+	ptv_log_async_start(8192);
+
+	ret = server_init(&srv, cfg);
+	if (!ret)
+		ret = server_listen_all(&srv);
+	if (!ret)
+		ret = server_start_threads(&srv, &started);
+	if (ret) {
+		explain_uring_error(ret == -EADDRINUSE || ret == -PTV_ERR_CONFIG ? 0 : ret);
+		server_stop_threads(&srv, started, false);
+		goto out;
+	}
+	ptv_info("server", "listening on http://%s (%u reactors, %u pool threads, PlexTV %s)",
+		 srv.cfg.listen, srv.n, srv.cfg.pool_threads, PTV_VERSION);
+	server_wait_signals(&srv, &set);
+	if (!server_stop_threads(&srv, srv.n, true)) {
+		ptv_error("server", "a reactor did not stop; exiting without cleanup");
+		ptv_log_async_stop();
+		_exit(0);
+	}
+	ptv_info("server", "stopped");
+out:
+	server_deinit(&srv);
+	ptv_log_async_stop();
+	return ret;
+}
