@@ -10,6 +10,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,7 +34,6 @@ void bench_signals_install(void);
 int bench_cmd_http(int argc, char **argv);
 int bench_cmd_fanout(int argc, char **argv);
 int bench_cmd_source(int argc, char **argv);
-int bench_cmd_swarm(int argc, char **argv);
 int bench_cmd_report(int argc, char **argv);
 
 /* ---- util.c ---- */

@@ -36,6 +36,7 @@ struct swarm_client {
 	uint8_t inflight;
 	uint16_t hdr_len;
 	uint64_t t_connect, t_first, t_last;
+	uint64_t w_first, w_max_gap; /* first receive in the window, longest gap after it */
 	struct bench_ts_check ts;
 	char hdr[2048];
 } __attribute__((aligned(8)));
@@ -162,7 +163,6 @@ static void swarm_arm_recv(struct swarm_thread *t, struct swarm_client *c)
 	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = 0;
-	io_uring_sqe_set_data64(sqe, swarm_ud(c, OP_RECV));
 }
 
 static void swarm_connect(struct swarm_thread *t, struct swarm_client *c)
@@ -186,7 +186,6 @@ static void swarm_connect(struct swarm_thread *t, struct swarm_client *c)
 	t->connecting++;
 	sqe = swarm_sqe(t, c, OP_CONNECT);
 	io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&o->addr, o->addrlen);
-	io_uring_sqe_set_data64(sqe, swarm_ud(c, OP_CONNECT));
 }
 
 static void swarm_on_connect(struct swarm_thread *t, struct swarm_client *c, int res)
@@ -206,7 +205,6 @@ static void swarm_on_connect(struct swarm_thread *t, struct swarm_client *c, int
 	if (req[0]) {
 		sqe = swarm_sqe(t, c, OP_SEND);
 		io_uring_prep_send(sqe, c->fd, req, strlen(req), MSG_NOSIGNAL);
-		io_uring_sqe_set_data64(sqe, swarm_ud(c, OP_SEND));
 	}
 	swarm_arm_recv(t, c);
 }
@@ -240,6 +238,22 @@ static long swarm_headers(struct swarm_thread *t, struct swarm_client *c, const 
 	return (long)(n - ((size_t)(end - c->hdr) + 4 - old));
 }
 
+/*
+ * Data arrives in bursts (the relay's send period). Counting bytes from the first burst inside
+ * the window to the last one, over the time between them, measures whole periods and so is not
+ * off by one burst; the first burst's bytes belong to the period before the window.
+ */
+static void swarm_window(struct swarm_client *c, uint64_t now, size_t n)
+{
+	if (!c->w_first) {
+		c->w_first = now;
+		return;
+	}
+	if (now != c->t_last)
+		c->w_max_gap = PTV_MAX(c->w_max_gap, now - c->t_last);
+	c->st.window_bytes += n;
+}
+
 static void swarm_body(struct swarm_thread *t, struct swarm_client *c, const uint8_t *p, size_t n)
 {
 	uint64_t now = t->now, gap;
@@ -253,10 +267,10 @@ static void swarm_body(struct swarm_thread *t, struct swarm_client *c, const uin
 		if (gap > (uint64_t)t->sw->o.stall_ms * 1000000u)
 			c->st.stalls++;
 	}
-	c->t_last = now;
 	c->st.body_bytes += n;
 	if (now >= t->sw->window_ns)
-		c->st.window_bytes += n;
+		swarm_window(c, now, n);
+	c->t_last = now;
 	bench_ts_check_feed(&c->ts, p, n);
 }
 
@@ -544,6 +558,21 @@ uint64_t bench_swarm_end(const struct bench_swarm *sw)
 	return sw->end_ns;
 }
 
+/*
+ * Rate over [w_first, last receive]. A trailing silence longer than any gap seen before it is
+ * a loss, not burst timing: the span then runs to the end of the run (minus one such gap).
+ */
+static double swarm_client_mbps(const struct bench_swarm *sw, const struct swarm_client *c)
+{
+	uint64_t span_end = c->t_last;
+
+	if (!c->w_first || c->t_last <= c->w_first)
+		return 0;
+	if (sw->end_ns - c->t_last > c->w_max_gap)
+		span_end = sw->end_ns - c->w_max_gap;
+	return (double)c->st.window_bytes * 8 / ((double)(span_end - c->w_first) / 1e9) / 1e6;
+}
+
 static void swarm_rates(struct bench_swarm *sw, struct bench_swarm_result *res)
 {
 	unsigned i, j, k = 0;
@@ -554,12 +583,9 @@ static void swarm_rates(struct bench_swarm *sw, struct bench_swarm_result *res)
 
 		for (j = 0; j < t->n; j++, k++) {
 			struct swarm_client *c = &t->clients[j];
-			uint64_t from = PTV_MAX(sw->window_ns, c->t_first);
 
 			res->clients[k] = c->st;
-			if (c->t_first && from < sw->end_ns)
-				res->clients[k].delivered_mbps = (double)c->st.window_bytes * 8 /
-								 ((double)(sw->end_ns - from) / 1e9) / 1e6;
+			res->clients[k].delivered_mbps = swarm_client_mbps(sw, c);
 		}
 	}
 }

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "plextv/build-config.h"
@@ -59,8 +58,13 @@ struct key {
 	bool secret;	 /* shown as *** */
 };
 
-#define FIELD(f)				  .off = offsetof(struct ptv_config, f), .size = sizeof(((struct ptv_config *)0)->f)
-#define DESC(sec, name, flag, env, metavar, help) .d = {sec, name, flag, env, metavar, help}
+/* Designated-initializer fragments for the table rows. */
+/* clang-format off */
+#define FIELD(f) \
+	.off = offsetof(struct ptv_config, f), .size = sizeof(((struct ptv_config *)0)->f)
+#define DESC(sec, name, flag, env, metavar, help) \
+	.d = { sec, name, flag, env, metavar, help }
+/* clang-format on */
 
 static const struct key keys[] = {
 	/* [server] */
@@ -317,6 +321,19 @@ bad:
 	return -EINVAL;
 }
 
+/* Text fields are bounded by their array; enums and numbers by any sane spelling. */
+static size_t text_limit(const struct key *k)
+{
+	switch (k->type) {
+	case KT_UINT:
+	case KT_LEVEL:
+	case KT_FORMAT:
+		return 64;
+	default:
+		return k->size;
+	}
+}
+
 /* Validates @v for @k and stores it; on error writes the reason (without the key) to @why. */
 static int set_value(struct ptv_config *c, const struct key *k, const char *v, char *why,
 		     size_t whylen)
@@ -325,10 +342,7 @@ static int set_value(struct ptv_config *c, const struct key *k, const char *v, c
 	enum ptv_log_format fmt;
 	int ret;
 
-	/* Text fields are bounded by their array; enums and numbers by any sane spelling. */
-	ret = check_text(
-		v, k->type == KT_UINT || k->type == KT_LEVEL || k->type == KT_FORMAT ? 64 : k->size,
-		why, whylen);
+	ret = check_text(v, text_limit(k), why, whylen);
 	if (ret)
 		return ret;
 	switch (k->type) {
@@ -449,7 +463,6 @@ int ptv_config_set(struct ptv_config *c, const char *key, const char *value, cha
 
 struct ini_ctx {
 	struct ptv_config *c;
-	const char *path;
 	const char *data;
 	size_t len, pos;
 	unsigned line;	   /* lines handed to inih so far = the line being parsed */
@@ -562,9 +575,10 @@ static int read_small_file(const char *path, size_t max, char **out, size_t *len
 		ret = -ENOMEM;
 		goto out;
 	}
+	errno = 0;
 	n = fread(data, 1, max + 1, f);
 	if (ferror(f)) {
-		ret = -EIO;
+		ret = errno ? -errno : -EIO; /* EISDIR for a directory */
 		goto out;
 	}
 	if (n > max) {
@@ -597,7 +611,6 @@ static int load_file(struct ptv_config *c, const char *path, char *err, size_t e
 		goto out;
 	}
 	x->c = c;
-	x->path = path;
 	x->data = data;
 	line = ini_parse_stream(config_ini_read, x, config_ini_entry, x);
 	if (x->err_line && (line <= 0 || x->err_line <= (unsigned)line))
@@ -756,7 +769,7 @@ out:
 void ptv_config_show(const struct ptv_config *c, FILE *out)
 {
 	const char *section = NULL;
-	char value[1024];
+	char value[PATH_MAX + 16];
 
 	fprintf(out, "; effective configuration (config file: %s)\n",
 		c->config_file[0] ? c->config_file : "none");

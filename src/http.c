@@ -757,12 +757,14 @@ void http_respond_simple_close(struct http_conn *c, int status)
 		http_conn_flush(c);
 		return;
 	}
-	if (req->deferred) {
-		/* The handler still owes an answer: it will be dropped when it comes. */
-		req->deferred = false;
-		c->defer_orphan = true;
-	}
 	req->keep_alive = false;
+	if (req->deferred) {
+		req->deferred = false;
+		ptv_http_respond_error(req, status);
+		/* The handler still owes an answer: it will be dropped when it comes. */
+		c->defer_orphan = true;
+		return;
+	}
 	ptv_http_respond_error(req, status);
 }
 

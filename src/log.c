@@ -150,15 +150,12 @@ static void write_all(int fd, const char *p, size_t n)
 
 static void emit(const char *line, size_t len)
 {
-	int saved = errno; /* callers may log between a failing call and reading errno */
-
 	pthread_mutex_lock(&logger.out_lock);
 	if (logger.sink)
 		logger.sink(line, len, logger.sink_ctx);
 	else
 		write_all(STDERR_FILENO, line, len);
 	pthread_mutex_unlock(&logger.out_lock);
-	errno = saved;
 }
 
 static void put_timestamp(struct ptv_buf *b)
@@ -392,6 +389,7 @@ void ptv_logv(enum ptv_log_level level, const char *module, const char *fmt, va_
 {
 	char stack[1024], *heap = NULL;
 	const char *msg = stack;
+	int saved_errno = errno; /* callers may log between a failing call and reading errno */
 	va_list ap2;
 	int n;
 
@@ -414,6 +412,7 @@ void ptv_logv(enum ptv_log_level level, const char *module, const char *fmt, va_
 	}
 	log_message(level, module, msg);
 	free(heap);
+	errno = saved_errno;
 }
 
 void ptv_log(enum ptv_log_level level, const char *module, const char *fmt, ...)

@@ -19,27 +19,13 @@
 #define REDACTED "***"
 
 /* Query/fragment parameters whose value is a credential (compared case-insensitively). */
+/* clang-format off */
 static const char *const secret_params[] = {
-	"username",
-	"user",
-	"password",
-	"pass",
-	"passwd",
-	"pwd",
-	"token",
-	"key",
-	"auth",
-	"api_key",
-	"apikey",
-	"access_token",
-	"secret",
-	"sig",
-	"signature",
-	"passphrase",
-	"x-amz-signature",
-	"x-amz-credential",
-	"x-amz-security-token",
+	"username", "user", "password", "pass", "passwd", "pwd", "passphrase",
+	"token", "key", "auth", "api_key", "apikey", "access_token", "secret",
+	"sig", "signature", "x-amz-signature", "x-amz-credential", "x-amz-security-token",
 };
+/* clang-format on */
 
 /* First path segment of Xtream Codes stream URLs: /live/USER/PASS/ID.ts and friends. */
 static const char *const xtream_prefixes[] = {"live", "movie", "series", "timeshift"};

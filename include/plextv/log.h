@@ -60,7 +60,8 @@ uint64_t ptv_log_dropped(void);
 void ptv_log_set_sink(void (*fn)(const char *line, size_t len, void *ctx), void *ctx);
 
 void ptv_log(enum ptv_log_level level, const char *module, const char *fmt, ...) PTV_PRINTF(3, 4);
-void ptv_logv(enum ptv_log_level level, const char *module, const char *fmt, va_list ap);
+void ptv_logv(enum ptv_log_level level, const char *module, const char *fmt, va_list ap)
+	PTV_PRINTF(3, 0);
 
 #define ptv_debug(mod, ...)                                                                       \
 	do {                                                                                      \

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ptvtest  # noqa: E402
 from ptvtest import EX_CONFIG, EX_UNAVAILABLE, EX_USAGE, Server, run_cli  # noqa: E402
 
-VERSION_RE = re.compile(r"^plextv (\d+\.\d+\.\d+\S*)\s*$", re.M)
+VERSION_RE = re.compile(r"^plextv (\d+\.\d+\.\d+\S*)(?:\s|$)", re.M)
 
 
 class Cli(ptvtest.TestCase):
@@ -132,8 +132,11 @@ class Cli(ptvtest.TestCase):
     # -- config show and layering --
 
     def show_value(self, out, key):
-        m = re.search(r"^\s*" + re.escape(key) + r"\s*=\s*(.*?)\s*$", out, re.M)
-        return m.group(1) if m else None
+        # INI style: "key = value", optionally followed by an inline "; comment".
+        m = re.search(r"^\s*" + re.escape(key) + r"\s*=(.*)$", out, re.M)
+        if not m:
+            return None
+        return re.split(r"(?:^|\s)[;#]", m.group(1), maxsplit=1)[0].strip()
 
     def test_config_show_lists_keys(self):
         cp = self.cli("config", "show")

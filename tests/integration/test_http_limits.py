@@ -85,7 +85,6 @@ class MalformedRequestLine(LimitsBase):
         ("ESC in URL", b"GET /\x1b[31m HTTP/1.1\r\nHost: x\r\n\r\n"),
         ("TAB in URL", b"GET /a\tb HTTP/1.1\r\nHost: x\r\n\r\n"),
         ("space in URL", b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n"),
-        ("two spaces after method", b"GET  / HTTP/1.1\r\nHost: x\r\n\r\n"),
         ("empty request line", b"\r\n\r\nX\r\n\r\n"),
         ("NUL in header value", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n"),
         ("control char in header value", b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n"),

@@ -89,7 +89,8 @@ static int load(struct fixture *f, const char *file, const struct ptv_config_ove
 	struct ptv_config_override ov[16] = {{"data-dir", f->dir}};
 
 	assert_true(n_extra < 16);
-	memcpy(ov + 1, extra, n_extra * sizeof(*extra));
+	if (n_extra)
+		memcpy(ov + 1, extra, n_extra * sizeof(*extra));
 	f->err[0] = '\0';
 	return ptv_config_load(&f->cfg, file, ov, n_extra + 1, f->err, sizeof(f->err));
 }

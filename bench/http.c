@@ -1,0 +1,6 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "bench.h"
+int bench_cmd_http(int argc, char **argv)
+{
+	return 1;
+}

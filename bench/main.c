@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * plextv-bench: benchmark scenarios for PlexTV and its peers on loopback. See bench/README.md.
+ * Each subcommand is a scenario with a bounded duration that starts and stops what it needs.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "bench.h"
+
+struct bench_cmd {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *help;
+};
+
+static const struct bench_cmd bench_cmds[] = {
+	{"http", bench_cmd_http, "req/s and latency of GET /health and a 1 KiB body vs nginx"},
+	{"fanout", bench_cmd_fanout, "one channel to N clients through a relay (B1)"},
+	{"source", bench_cmd_source, "the paced TS source on its own (used by fanout)"},
+	{"report", bench_cmd_report, "Markdown table and gnuplot PNGs from a folder of results"},
+};
+
+static void bench_usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "usage: plextv-bench COMMAND [OPTIONS]   (COMMAND --help for its options)\n");
+	for (i = 0; i < PTV_ARRAY_SIZE(bench_cmds); i++)
+		fprintf(f, "  %-8s %s\n", bench_cmds[i].name, bench_cmds[i].help);
+	fprintf(f, "pending on the relay core (issue 4): fanout --relay plextv, tune, slow, churn,\n"
+		   "api, lineup, epg, zerocopy, bpf, all\n");
+}
+
+int main(int argc, char **argv)
+{
+	size_t i;
+
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		bench_usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? BENCH_EX_USAGE : BENCH_EX_OK;
+	}
+	bench_signals_install();
+	for (i = 0; i < PTV_ARRAY_SIZE(bench_cmds); i++) {
+		if (!strcmp(argv[1], bench_cmds[i].name))
+			return bench_cmds[i].run(argc - 1, argv + 1);
+	}
+	fprintf(stderr, "plextv-bench: unknown command '%s'\n", argv[1]);
+	bench_usage(stderr);
+	return BENCH_EX_USAGE;
+}
