@@ -35,6 +35,7 @@ int bench_cmd_http(int argc, char **argv);
 int bench_cmd_fanout(int argc, char **argv);
 int bench_cmd_source(int argc, char **argv);
 int bench_cmd_report(int argc, char **argv);
+int bench_cmd_plextv_httpd(int argc, char **argv);
 
 /* ---- util.c ---- */
 struct bench_meta {
@@ -76,6 +77,9 @@ int bench_tmpdir(char *out, size_t n);
 void bench_rmtree(const char *dir);
 /** Writes @n bytes to a new file @path. */
 int bench_write_file(const char *path, const void *p, size_t n);
+/* The 1 KiB static body both servers answer in `http` (deterministic text). */
+#define BENCH_STATIC_BYTES 1024
+void bench_static_body(char *out, size_t n);
 /** Default data directory: $PTV_SHARED_DATA or the path configured at build time. */
 const char *bench_shared_data(void);
 /** Whether @prog is an executable found in PATH. */

@@ -31,6 +31,7 @@ struct fanout_opts {
 	const char *source_file;
 	unsigned relay_pid;
 	bool keep_tmp;
+	bool per_client;
 	const char *faults[FANOUT_MAX_FAULTS];
 	unsigned nfaults;
 	struct bench_swarm_opts swarm;
@@ -56,7 +57,7 @@ static void fanout_usage(void)
 		"       --clients N [--bitrate MBITS] [--duration S] [--json FILE]\n"
 		"       [--send-mode M] [--source TS|gen] [--threads T] [--warmup S]\n"
 		"       [--stall-ms MS] [--rcvbuf BYTES] [--relay-pid PID] [--source-fault F]\n"
-		"       [--keep-tmp]\n"
+		"       [--keep-tmp] [--per-client]\n"
 		"  direct: clients read the paced source itself (no relay; checks the harness)\n"
 		"  url:/raw: a server you started; --relay-pid PID measures its CPU\n");
 }
@@ -79,6 +80,7 @@ static int fanout_parse_opt(struct fanout_opts *o, int c, const char *arg)
 	case 'R': return bench_parse_uint(arg, 0, 1 << 30, &s->rcvbuf);
 	case 'p': return bench_parse_uint(arg, 1, 1 << 30, &o->relay_pid);
 	case 'k': o->keep_tmp = true; return 0;
+	case 'P': o->per_client = true; return 0;
 	case 'F':
 		if (o->nfaults == FANOUT_MAX_FAULTS)
 			return -E2BIG;
@@ -98,6 +100,7 @@ static int fanout_parse(int argc, char **argv, struct fanout_opts *o)
 		{"warmup", required_argument, NULL, 'w'},   {"stall-ms", required_argument, NULL, 'S'},
 		{"rcvbuf", required_argument, NULL, 'R'},   {"relay-pid", required_argument, NULL, 'p'},
 		{"source-fault", required_argument, NULL, 'F'}, {"keep-tmp", no_argument, NULL, 'k'},
+		{"per-client", no_argument, NULL, 'P'},
 		{NULL, 0, NULL, 0},
 	};
 	int c, ret = 0;
@@ -262,6 +265,8 @@ static json_t *fanout_json(const struct fanout_run *r)
 		json_object_set_new(j, "rss_bytes", json_integer((json_int_t)r->u1.rss_bytes));
 	else
 		json_object_set_new(j, "rss_bytes", json_null());
+	if (r->o.per_client)
+		json_object_set_new(j, "per_client", bench_swarm_clients_json(&r->res));
 	json_object_set_new(j, "source", r->source_stats ? json_incref(r->source_stats)
 							: json_null());
 	return j;

@@ -19,6 +19,7 @@ static const struct bench_cmd bench_cmds[] = {
 	{"fanout", bench_cmd_fanout, "one channel to N clients through a relay (B1)"},
 	{"source", bench_cmd_source, "the paced TS source on its own (used by fanout)"},
 	{"report", bench_cmd_report, "Markdown table and gnuplot PNGs from a folder of results"},
+	{"plextv-httpd", bench_cmd_plextv_httpd, "(internal) PlexTV's HTTP stack with a 1 KiB route"},
 };
 
 static void bench_usage(FILE *f)

@@ -10,8 +10,12 @@
  * Fault injection for the smoke tests (times count from the first streaming connection, or from
  * the connection's own start for stall/drop):
  *   cc@T        skip one continuity counter value at T (every client sees one CC error)
- *   stall@T+D:K connection K (accept order, from 0) receives nothing between T and T+D
- *   drop@T:K    connection K is closed at T
+ *   sync@T      break one sync byte at T (every client sees one sync error)
+ *   stall@T+D:K stream K receives nothing between T and T+D
+ *   drop@T:K    stream K is closed at T
+ * Streams are numbered from 0 in the order they start: after the request in HTTP mode (so port
+ * probes do not count), on accept in raw mode. In `fanout` stream 0 is the priming reader and
+ * the swarm's clients are 1..N.
  *
  * A single epoll thread: the source serves one relay (or a few test clients), it is not what is
  * measured, and a plain loop keeps the pacing easy to reason about.
@@ -35,6 +39,7 @@
 
 enum src_fault_kind {
 	SRC_FAULT_CC = 1,
+	SRC_FAULT_SYNC = 4,
 	SRC_FAULT_STALL = 2,
 	SRC_FAULT_DROP = 3,
 };
@@ -75,6 +80,7 @@ struct src_state {
 	struct bench_ts_file file;
 	struct bench_ts_loop loop;
 	double bps;
+	char path[PATH_MAX]; /* the default file's path (file.origin points here) */
 	uint8_t *ring;
 	size_t ring_size; /* a multiple of 188 */
 	uint64_t head;	  /* bytes produced */
@@ -84,6 +90,7 @@ struct src_state {
 	struct src_client **clients;
 	unsigned nclients;
 	unsigned accepted;
+	unsigned streams;
 	unsigned dropped_lag;
 	unsigned dropped_fault;
 	uint64_t bytes_sent;
@@ -98,7 +105,8 @@ static void src_usage(void)
 {
 	fprintf(stderr,
 		"usage: plextv-bench source --port P [--file TS|gen] [--bitrate MBITS]\n"
-		"       [--duration S] [--tick-ms MS] [--raw] [--fault cc@T|stall@T+D:K|drop@T:K]\n"
+		"       [--duration S] [--tick-ms MS] [--raw]\n"
+		"       [--fault cc@T|sync@T|stall@T+D:K|drop@T:K]\n"
 		"       [--stats FILE] [--max-clients N]\n");
 }
 
@@ -110,6 +118,8 @@ static int src_parse_fault(const char *s, struct src_fault *f)
 	memset(f, 0, sizeof(*f));
 	if (sscanf(s, "cc@%lf%n", &f->at_s, &n) == 1 && !s[n]) {
 		f->kind = SRC_FAULT_CC;
+	} else if (sscanf(s, "sync@%lf%n", &f->at_s, &n) == 1 && !s[n]) {
+		f->kind = SRC_FAULT_SYNC;
 	} else if (sscanf(s, "stall@%lf+%lf%n", &f->at_s, &f->for_s, &n) == 2) {
 		f->kind = SRC_FAULT_STALL;
 	} else if (sscanf(s, "drop@%lf%n", &f->at_s, &n) == 1) {
@@ -188,14 +198,13 @@ static int src_listen(uint16_t port)
 
 static int src_load(struct src_state *s)
 {
-	char path[PATH_MAX];
 	const char *file = s->o.file;
 	int ret;
 
 	if (!file) {
-		snprintf(path, sizeof(path), "%s/ts/tsduck-test_input_test-064.ts",
+		snprintf(s->path, sizeof(s->path), "%s/ts/tsduck-test_input_test-064.ts",
 			 bench_shared_data());
-		file = path;
+		file = s->path;
 	}
 	if (!strcmp(file, "gen")) {
 		if (s->o.bps <= 0)
@@ -260,6 +269,7 @@ static void src_start_stream(struct src_state *s, struct src_client *c, uint64_t
 	unsigned i;
 
 	c->streaming = true;
+	c->id = s->streams++;
 	c->pos = s->head;
 	c->start_ns = now;
 	if (s->first_stream_ns)
@@ -268,8 +278,12 @@ static void src_start_stream(struct src_state *s, struct src_client *c, uint64_t
 	for (i = 0; i < s->o.nfaults; i++) {
 		const struct src_fault *f = &s->o.faults[i];
 
+		uint64_t at = s->loop.out_pkts + (uint64_t)(f->at_s * s->bps / 1504);
+
 		if (f->kind == SRC_FAULT_CC)
-			s->loop.cc_fault = s->loop.out_pkts + (uint64_t)(f->at_s * s->bps / 1504);
+			s->loop.cc_fault = at;
+		else if (f->kind == SRC_FAULT_SYNC)
+			s->loop.sync_fault = at;
 	}
 }
 
@@ -286,7 +300,7 @@ static void src_accept(struct src_state *s, uint64_t now)
 		}
 		c = ptv_xcalloc(1, sizeof(*c));
 		c->fd = fd;
-		c->id = s->accepted++;
+		s->accepted++;
 		c->hdr_off = s->o.raw ? sizeof(src_http_hdr) - 1 : 0;
 		ev.data.ptr = c;
 		epoll_ctl(s->efd, EPOLL_CTL_ADD, fd, &ev);
@@ -461,18 +475,21 @@ static void src_loop(struct src_state *s)
 
 static void src_write_stats(const struct src_state *s)
 {
+	json_error_t err;
 	json_t *j;
 
 	if (!s->o.stats_path)
 		return;
-	j = json_pack("{s:s, s:f, s:f, s:i, s:I, s:I, s:I, s:i, s:i, s:i, s:I}", "file",
+	j = json_pack_ex(&err, 0, "{s:s, s:f, s:f, s:i, s:I, s:I, s:I, s:i, s:i, s:i, s:i, s:I, s:I}", "file",
 		      s->file.origin, "bitrate_bps", s->bps, "natural_rate_bps", s->file.rate_bps,
 		      "pcr_pid", s->file.pcr_pid, "bytes_produced", (json_int_t)s->head,
 		      "bytes_sent", (json_int_t)s->bytes_sent, "passes", (json_int_t)s->loop.pass,
-		      "clients_accepted", (int)s->accepted, "dropped_lag", (int)s->dropped_lag,
+		      "clients_accepted", (int)s->accepted, "streams", (int)s->streams, "dropped_lag", (int)s->dropped_lag,
 		      "dropped_fault", (int)s->dropped_fault, "cc_faults",
-		      (json_int_t)s->loop.cc_faults);
-	if (j && bench_json_write(j, s->o.stats_path))
+		      (json_int_t)s->loop.cc_faults, "sync_faults", (json_int_t)s->loop.sync_faults);
+	if (!j)
+		fprintf(stderr, "source: stats: %s\n", err.text);
+	else if (bench_json_write(j, s->o.stats_path))
 		fprintf(stderr, "source: cannot write %s\n", s->o.stats_path);
 	json_decref(j);
 }

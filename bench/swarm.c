@@ -37,6 +37,7 @@ struct swarm_client {
 	uint16_t hdr_len;
 	uint64_t t_connect, t_first, t_last;
 	uint64_t w_first, w_max_gap; /* first receive in the window, longest gap after it */
+	double reg_n, reg_sx, reg_sy, reg_sxx, reg_sxy; /* regression of bytes over time */
 	struct bench_ts_check ts;
 	char hdr[2048];
 } __attribute__((aligned(8)));
@@ -239,19 +240,27 @@ static long swarm_headers(struct swarm_thread *t, struct swarm_client *c, const 
 }
 
 /*
- * Data arrives in bursts (the relay's send period). Counting bytes from the first burst inside
- * the window to the last one, over the time between them, measures whole periods and so is not
- * off by one burst; the first burst's bytes belong to the period before the window.
+ * Data arrives in bursts (the relay's send period), so bytes counted between two instants are off
+ * by up to one burst. The rate is instead the least-squares slope of the cumulative byte count
+ * over the receive times in the window: a staircase of equal steps has exactly the slope of its
+ * line, whatever the phase of the window.
  */
-static void swarm_window(struct swarm_client *c, uint64_t now, size_t n)
+static void swarm_window(const struct swarm_thread *t, struct swarm_client *c, uint64_t now,
+			 size_t n)
 {
-	if (!c->w_first) {
+	double x = (double)(now - t->sw->window_ns) / 1e9, y;
+
+	if (!c->w_first)
 		c->w_first = now;
-		return;
-	}
-	if (now != c->t_last)
+	else if (now != c->t_last)
 		c->w_max_gap = PTV_MAX(c->w_max_gap, now - c->t_last);
 	c->st.window_bytes += n;
+	y = (double)c->st.window_bytes;
+	c->reg_n += 1;
+	c->reg_sx += x;
+	c->reg_sy += y;
+	c->reg_sxx += x * x;
+	c->reg_sxy += x * y;
 }
 
 static void swarm_body(struct swarm_thread *t, struct swarm_client *c, const uint8_t *p, size_t n)
@@ -269,7 +278,7 @@ static void swarm_body(struct swarm_thread *t, struct swarm_client *c, const uin
 	}
 	c->st.body_bytes += n;
 	if (now >= t->sw->window_ns)
-		swarm_window(c, now, n);
+		swarm_window(t, c, now, n);
 	c->t_last = now;
 	bench_ts_check_feed(&c->ts, p, n);
 }
@@ -443,10 +452,12 @@ static void swarm_close_books(struct swarm_thread *t)
 		}
 		if (c->st.end == BENCH_CLIENT_REFUSED || c->st.end == BENCH_CLIENT_HTTP)
 			continue;
+		if (c->st.end != BENCH_CLIENT_OPEN)
+			continue; /* closed early: reported as dropped, not as a stall */
 		gap = end - (c->t_first ? c->t_last : c->t_connect);
 		if (c->t_first)
 			c->st.max_gap_ns = PTV_MAX(c->st.max_gap_ns, gap);
-		if (gap > stall && c->st.end == BENCH_CLIENT_OPEN)
+		if (gap > stall)
 			c->st.stalls++;
 	}
 }
@@ -559,18 +570,25 @@ uint64_t bench_swarm_end(const struct bench_swarm *sw)
 }
 
 /*
- * Rate over [w_first, last receive]. A trailing silence longer than any gap seen before it is
- * a loss, not burst timing: the span then runs to the end of the run (minus one such gap).
+ * The slope covers the time the client was receiving. If it stopped early (closed, or silent at
+ * the end for longer than any gap it had before), the silent time counts as nothing delivered.
  */
 static double swarm_client_mbps(const struct bench_swarm *sw, const struct swarm_client *c)
 {
-	uint64_t span_end = c->t_last;
+	double den = c->reg_n * c->reg_sxx - c->reg_sx * c->reg_sx, bps, active;
+	uint64_t from = c->w_first, end = sw->end_ns;
 
 	if (!c->w_first || c->t_last <= c->w_first)
 		return 0;
-	if (sw->end_ns - c->t_last > c->w_max_gap)
-		span_end = sw->end_ns - c->w_max_gap;
-	return (double)c->st.window_bytes * 8 / ((double)(span_end - c->w_first) / 1e9) / 1e6;
+	if (c->reg_n >= 3 && den > 0)
+		bps = (c->reg_n * c->reg_sxy - c->reg_sx * c->reg_sy) / den;
+	else
+		bps = (double)c->st.window_bytes / ((double)(c->t_last - from) / 1e9);
+	if (c->st.end != BENCH_CLIENT_OPEN || end - c->t_last > c->w_max_gap) {
+		active = (double)(c->t_last - from) / (double)(end - from);
+		bps *= active;
+	}
+	return bps * 8 / 1e6;
 }
 
 static void swarm_rates(struct bench_swarm *sw, struct bench_swarm_result *res)
@@ -702,4 +720,26 @@ void bench_swarm_summary_json(const struct bench_swarm_summary *s, json_t *obj)
 	json_object_set_new(obj, "http_errors", json_integer(s->http_errors));
 	json_object_set_new(obj, "no_data", json_integer(s->no_data));
 	json_object_set_new(obj, "clients_below_99_9pct", json_integer(s->below_999));
+}
+
+json_t *bench_swarm_clients_json(const struct bench_swarm_result *res)
+{
+	json_t *a = json_array();
+	unsigned i;
+
+	for (i = 0; i < res->n; i++) {
+		const struct bench_client_stats *c = &res->clients[i];
+
+		json_array_append_new(
+			a, json_pack("{s:f, s:f, s:f, s:i, s:I, s:I, s:I, s:s, s:i, s:i, s:I}", "mbps",
+				     c->delivered_mbps, "ttfb_ms",
+				     c->ttfb_ns < 0 ? -1.0 : (double)c->ttfb_ns / 1e6, "max_gap_ms",
+				     (double)c->max_gap_ns / 1e6, "stalls", (int)c->stalls,
+				     "cc_errors", (json_int_t)c->cc_errors, "sync_errors",
+				     (json_int_t)c->sync_errors, "initial_skip",
+				     (json_int_t)c->initial_skip, "end", bench_client_end_name(c->end),
+				     "error", c->error, "http_status", c->http_status, "body_bytes",
+				     (json_int_t)c->body_bytes));
+	}
+	return a;
 }

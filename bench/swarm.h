@@ -100,3 +100,5 @@ void bench_swarm_summarize(const struct bench_swarm_result *res, double expected
 /** Adds the summary fields (issue 7 names) to @obj. */
 void bench_swarm_summary_json(const struct bench_swarm_summary *s, json_t *obj);
 const char *bench_client_end_name(enum bench_client_end e);
+/** One object per client (for debugging a run: --per-client). */
+json_t *bench_swarm_clients_json(const struct bench_swarm_result *res);

@@ -287,6 +287,7 @@ int bench_ts_loop_init(struct bench_ts_loop *l, const struct bench_ts_file *f, d
 	memset(l, 0, sizeof(*l));
 	l->f = f;
 	l->cc_fault = UINT64_MAX;
+	l->sync_fault = UINT64_MAX;
 	l->scale = 1.0;
 	if (f->pcr_pid < 0)
 		return out_bps > 0 ? 0 : -EINVAL;
@@ -375,6 +376,11 @@ void bench_ts_loop_next(struct bench_ts_loop *l, uint8_t *out)
 		ts_loop_pes(l, out);
 	}
 	ts_loop_cc(l, out);
+	if (l->out_pkts >= l->sync_fault) {
+		out[0] = 0x00; /* a receiver must lose lock here and find it again */
+		l->sync_fault = UINT64_MAX;
+		l->sync_faults++;
+	}
 	l->out_pkts++;
 	if (++l->idx == l->f->npkt) {
 		l->idx = 0;

@@ -43,6 +43,8 @@ struct bench_ts_loop {
 	uint64_t out_pkts;   /* packets produced */
 	uint64_t cc_fault;   /* output packet index of a deliberate CC error; UINT64_MAX: none */
 	uint64_t cc_faults;  /* faults actually injected */
+	uint64_t sync_fault; /* output packet index whose sync byte is broken; UINT64_MAX: none */
+	uint64_t sync_faults;
 	uint8_t cc[8192];    /* per PID: bit 4 seen, low 4 bits last CC sent */
 };
 

@@ -413,3 +413,14 @@ int bench_url_parse(const char *url, struct bench_url *u)
 		return -EPERM; /* the bench only talks to loopback */
 	return 0;
 }
+
+void bench_static_body(char *out, size_t n)
+{
+	static const char line[] = "plextv-bench static body, the same bytes for every server. ";
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		out[i] = line[i % (sizeof(line) - 1)];
+	if (n)
+		out[n - 1] = '\n';
+}

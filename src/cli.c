@@ -24,6 +24,8 @@
 #include "plextv/config.h"
 #include "plextv/redact.h"
 #include "plextv/server.h"
+#include "plextv/sources.h"
+#include "plextv/store.h"
 
 #define PROG		 "plextv"
 #define HEALTH_TIMEOUT_S 5.0
@@ -32,7 +34,11 @@
 enum {
 	CLI_OPT_CONFIG = 1u << 0, /* --config FILE and one flag per configuration key */
 	CLI_OPT_HEALTH = 1u << 1, /* --url, --timeout */
+	CLI_OPT_IMPORT = 1u << 2, /* --name, --include-group, …, --number-start, --refresh-hours */
+	CLI_OPT_JSON = 1u << 3,	  /* --json */
 };
+
+#define CLI_MAX_PATTERNS 32
 
 /* getopt_long values: short options are their letter, the rest start past the char range. */
 enum {
@@ -41,6 +47,14 @@ enum {
 	OPT_CONFIG = 'c',
 	OPT_URL = 0x100,
 	OPT_TIMEOUT,
+	OPT_NAME,
+	OPT_INCLUDE_GROUP,
+	OPT_EXCLUDE_GROUP,
+	OPT_INCLUDE_NAME,
+	OPT_EXCLUDE_NAME,
+	OPT_NUMBER_START,
+	OPT_REFRESH_HOURS,
+	OPT_JSON,
 	OPT_KEY_BASE = 0x200, /* + index into ptv_config_key() */
 };
 
@@ -62,6 +76,13 @@ struct cli_ctx {
 	size_t n_ov;
 	const char *url;
 	double timeout_s;
+	/* import */
+	const char *name;
+	const char *patterns[4][CLI_MAX_PATTERNS + 1]; /* include/exclude group/name */
+	unsigned n_patterns[4];
+	unsigned number_start;
+	unsigned refresh_s;
+	bool json;
 	int argc; /* positional arguments after the options */
 	char **argv;
 };
@@ -71,6 +92,9 @@ static int cmd_config(struct cli_ctx *x);
 static int cmd_healthcheck(struct cli_ctx *x);
 static int cmd_version(struct cli_ctx *x);
 static int cmd_help(struct cli_ctx *x);
+static int cmd_import(struct cli_ctx *x);
+static int cmd_channels(struct cli_ctx *x);
+static int cmd_sources(struct cli_ctx *x);
 
 /* Adding a command is one row here plus its cmd_ function. */
 static const struct cli_cmd commands[] = {
@@ -81,6 +105,13 @@ static const struct cli_cmd commands[] = {
 	{"healthcheck", "healthcheck [--url URL] [--timeout SECONDS] [OPTIONS]",
 	 "exit 0 when the local server answers /health (Docker HEALTHCHECK)",
 	 CLI_OPT_CONFIG | CLI_OPT_HEALTH, cmd_healthcheck},
+	{"import", "import m3u PATH|URL [--name NAME] [FILTERS] [OPTIONS]",
+	 "add or refresh an M3U source (works while serve runs)",
+	 CLI_OPT_CONFIG | CLI_OPT_IMPORT, cmd_import},
+	{"channels", "channels list [--json] [OPTIONS]", "list the lineup's channels",
+	 CLI_OPT_CONFIG | CLI_OPT_JSON, cmd_channels},
+	{"sources", "sources list [--json] [OPTIONS]", "list the sources", CLI_OPT_CONFIG | CLI_OPT_JSON,
+	 cmd_sources},
 	{"version", "version", "print the version of plextv and of its libraries", 0, cmd_version},
 	{"help", "help [COMMAND]", "show help for plextv or for COMMAND", 0, cmd_help},
 };
@@ -133,6 +164,17 @@ static void usage_command(const struct cli_cmd *cmd, FILE *out)
 			  "URL to check (default: /health on the listen port)");
 		print_opt(out, 0, "timeout", "SECONDS", "give up after this long (default 5)");
 	}
+	if (cmd->opts & CLI_OPT_IMPORT) {
+		print_opt(out, 0, "name", "NAME", "source name (default: the host or file name)");
+		print_opt(out, 0, "include-group", "GLOB", "keep only matching groups (repeatable)");
+		print_opt(out, 0, "exclude-group", "GLOB", "turn matching groups off (repeatable)");
+		print_opt(out, 0, "include-name", "GLOB", "keep only matching names (repeatable)");
+		print_opt(out, 0, "exclude-name", "GLOB", "turn matching names off (repeatable)");
+		print_opt(out, 0, "number-start", "N", "first GuideNumber for unnumbered channels");
+		print_opt(out, 0, "refresh-hours", "H", "refresh period inside serve (default 12)");
+	}
+	if (cmd->opts & CLI_OPT_JSON)
+		print_opt(out, 0, "json", NULL, "print JSON");
 	if (cmd->opts & CLI_OPT_CONFIG) {
 		print_opt(out, 'c', "config", "FILE",
 			  "INI file (default: DATA_DIR/plextv.conf when present)");
@@ -180,13 +222,24 @@ static struct option *build_options(const struct cli_cmd *cmd)
 
 	while (ptv_config_key(nkeys))
 		nkeys++;
-	o = ptv_xcalloc(nkeys + 8, sizeof(*o));
+	o = ptv_xcalloc(nkeys + 16, sizeof(*o));
 	add_opt(o, &n, "help", no_argument, OPT_HELP);
 	add_opt(o, &n, "version", no_argument, OPT_VERSION);
 	if (cmd->opts & CLI_OPT_HEALTH) {
 		add_opt(o, &n, "url", required_argument, OPT_URL);
 		add_opt(o, &n, "timeout", required_argument, OPT_TIMEOUT);
 	}
+	if (cmd->opts & CLI_OPT_IMPORT) {
+		add_opt(o, &n, "name", required_argument, OPT_NAME);
+		add_opt(o, &n, "include-group", required_argument, OPT_INCLUDE_GROUP);
+		add_opt(o, &n, "exclude-group", required_argument, OPT_EXCLUDE_GROUP);
+		add_opt(o, &n, "include-name", required_argument, OPT_INCLUDE_NAME);
+		add_opt(o, &n, "exclude-name", required_argument, OPT_EXCLUDE_NAME);
+		add_opt(o, &n, "number-start", required_argument, OPT_NUMBER_START);
+		add_opt(o, &n, "refresh-hours", required_argument, OPT_REFRESH_HOURS);
+	}
+	if (cmd->opts & CLI_OPT_JSON)
+		add_opt(o, &n, "json", no_argument, OPT_JSON);
 	if (cmd->opts & CLI_OPT_CONFIG) {
 		add_opt(o, &n, "config", required_argument, OPT_CONFIG);
 		for (size_t i = 0; i < nkeys; i++)
@@ -207,6 +260,27 @@ static int parse_timeout(const char *s, double *out)
 		return -EINVAL;
 	*out = v;
 	return 0;
+}
+
+static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || v < min || v > max)
+		return -EINVAL;
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int add_pattern(struct cli_ctx *x, int which, const char *pat)
+{
+	if (x->n_patterns[which] == CLI_MAX_PATTERNS)
+		return usage_error(x->cmd, "at most %d patterns per filter", CLI_MAX_PATTERNS);
+	x->patterns[which][x->n_patterns[which]++] = pat;
+	return -1;
 }
 
 /* Handles one option; returns -1 to go on or an exit status. */
@@ -230,6 +304,26 @@ static int handle_opt(struct cli_ctx *x, int c, char **argv)
 					   "--timeout: '%s' is not a number of seconds "
 					   "(0 < SECONDS <= 3600)",
 					   optarg);
+		return -1;
+	case OPT_NAME:
+		x->name = optarg;
+		return -1;
+	case OPT_INCLUDE_GROUP:
+	case OPT_EXCLUDE_GROUP:
+	case OPT_INCLUDE_NAME:
+	case OPT_EXCLUDE_NAME:
+		return add_pattern(x, c - OPT_INCLUDE_GROUP, optarg);
+	case OPT_NUMBER_START:
+		if (parse_uint(optarg, 1, 1000000, &x->number_start))
+			return usage_error(x->cmd, "--number-start: '%s' is not 1..1000000", optarg);
+		return -1;
+	case OPT_REFRESH_HOURS:
+		if (parse_uint(optarg, 1, 24 * 365, &x->refresh_s))
+			return usage_error(x->cmd, "--refresh-hours: '%s' is not 1..8760", optarg);
+		x->refresh_s *= 3600;
+		return -1;
+	case OPT_JSON:
+		x->json = true;
 		return -1;
 	case ':':
 		return usage_error(x->cmd, "option '%s' requires an argument", argv[optind - 1]);
@@ -436,6 +530,86 @@ out:
 	curl_easy_cleanup(h);
 	curl_global_cleanup();
 	return ret;
+}
+
+/* Opens the store of the configured data directory for a lineup command. */
+static int open_store(struct cli_ctx *x, struct ptv_store **out)
+{
+	struct ptv_config *cfg = ptv_xmalloc(sizeof(*cfg));
+	struct ptv_store_opts so = { 0 };
+	int ret = load_config(x, cfg);
+
+	if (!ret && ptv_store_open(cfg->data_dir, &so, out)) {
+		fprintf(stderr, "%s %s: cannot open the store in '%s' (see the log line above)\n",
+			PROG, x->cmd->name, cfg->data_dir);
+		ret = EX_CANTCREAT;
+	}
+	free(cfg);
+	return ret;
+}
+
+static int cmd_import(struct cli_ctx *x)
+{
+	struct ptv_import_m3u_opts o = { 0 };
+	struct ptv_import_report rep;
+	struct ptv_store *store = NULL;
+	char line[1024], where[2048];
+	int ret;
+
+	if (x->argc != 2 || strcmp(x->argv[0], "m3u"))
+		return usage_error(x->cmd, "expected: import m3u PATH|URL");
+	ret = open_store(x, &store);
+	if (ret)
+		return ret;
+	o.name = x->name;
+	o.location = x->argv[1];
+	o.allow_file = true; /* the operator typed it */
+	o.number_start = x->number_start;
+	o.refresh_s = x->refresh_s;
+	o.include_groups = x->patterns[0];
+	o.exclude_groups = x->patterns[1];
+	o.include_names = x->patterns[2];
+	o.exclude_names = x->patterns[3];
+	ret = ptv_sources_import_m3u(store, &o, &rep);
+	ptv_redact_url(o.location, where, sizeof(where));
+	ptv_import_report_format(&rep, line, sizeof(line));
+	if (ret) {
+		fprintf(stderr, "%s import: %s: %s; the lineup is unchanged\n", PROG, where,
+			rep.error[0] ? rep.error : ptv_strerror(ret));
+		ret = ret == -PTV_ERR_PARSE ? EX_DATAERR : EX_UNAVAILABLE;
+	} else {
+		printf("source %u (%s): %s\n", rep.source_id, where, line);
+	}
+	ptv_store_close(store);
+	return ret;
+}
+
+static int list_command(struct cli_ctx *x, int (*print)(struct ptv_store *, FILE *, bool))
+{
+	struct ptv_store *store = NULL;
+	int ret;
+
+	if (x->argc != 1 || strcmp(x->argv[0], "list"))
+		return usage_error(x->cmd, "expected: %s list [--json]", x->cmd->name);
+	ret = open_store(x, &store);
+	if (ret)
+		return ret;
+	if (print(store, stdout, x->json)) {
+		fprintf(stderr, "%s %s: cannot read the store\n", PROG, x->cmd->name);
+		ret = EX_IOERR;
+	}
+	ptv_store_close(store);
+	return ret;
+}
+
+static int cmd_channels(struct cli_ctx *x)
+{
+	return list_command(x, ptv_channels_print);
+}
+
+static int cmd_sources(struct cli_ctx *x)
+{
+	return list_command(x, ptv_sources_print);
 }
 
 static int cmd_healthcheck(struct cli_ctx *x)

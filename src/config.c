@@ -89,6 +89,9 @@ static const struct key keys[] = {
 	{DESC("server", "shutdown_timeout_ms", "shutdown-timeout-ms", "PLEXTV_SHUTDOWN_TIMEOUT_MS",
 	      "MS", "grace period for in-flight responses on SIGTERM"),
 	 .type = KT_UINT, FIELD(shutdown_timeout_ms), .min = 0, .max = 3600000, .def = "5000"},
+	{DESC("server", "demo_dir", "demo-dir", "PLEXTV_DEMO_DIR", "DIR",
+	      "sample streams seeded as the demo lineup into an empty store (\"\" = none)"),
+	 .type = KT_STRING, FIELD(demo_dir), .def = PTV_DEMO_DIR},
 	/* [http] */
 	{DESC("http", "header_max_bytes", "header-max-bytes", "PLEXTV_HEADER_MAX_BYTES", "N",
 	      "largest request head"),
@@ -121,6 +124,12 @@ static const struct key keys[] = {
 	{DESC("tuner", "tuners", "tuners", "PLEXTV_TUNERS", "N",
 	      "tuner count advertised to Plex (concurrent channels)"),
 	 .type = KT_UINT, FIELD(tuners), .min = 1, .max = 1024, .def = "4"},
+	{DESC("tuner", "friendly_name", "friendly-name", "PLEXTV_FRIENDLY_NAME", "NAME",
+	      "device name shown by Plex (virtual devices get \" 2\", \" 3\"…)"),
+	 .type = KT_STRING, FIELD(friendly_name), .def = "PlexTV"},
+	{DESC("tuner", "device_channels", "device-channels", "PLEXTV_DEVICE_CHANNELS", "N",
+	      "channels per virtual device; longer lineups are split (Plex caps near 480)"),
+	 .type = KT_UINT, FIELD(device_channels), .min = 1, .max = 100000, .def = "479"},
 	/* [sources] */
 	{DESC("sources", "user_agent", "user-agent", "PLEXTV_USER_AGENT", "STRING",
 	      "User-Agent sent to providers"),

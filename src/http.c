@@ -106,12 +106,14 @@ static int parse_content_length(const char *v, size_t len, uint64_t *out)
 	uint64_t n = 0;
 
 	/* Digits only: no sign, no spaces, no list ("5, 5"), no hex (CVE-2024-27982). */
-	if (!len || len > 18)
+	if (!len)
 		return -1;
 	for (size_t i = 0; i < len; i++) {
 		if (v[i] < '0' || v[i] > '9')
 			return -1;
-		n = n * 10 + (uint64_t)(v[i] - '0');
+		if (__builtin_mul_overflow(n, 10, &n) ||
+		    __builtin_add_overflow(n, (uint64_t)(v[i] - '0'), &n))
+			return -1;
 	}
 	*out = n;
 	return 0;
@@ -444,11 +446,11 @@ static void dispatch(struct http_conn *c)
 	req->route = req->method ? ptv_router_match(c->srv->router, req->method, req->path.data,
 						    &status, &allow)
 				 : NULL;
-	if (!req->route) {
+	if (!req->method)
+		status = 501;
+	if (status) {
 		char methods[64];
 
-		if (!req->method)
-			status = 501;
 		if (status == 405) {
 			ptv_http_methods_format(allow, methods, sizeof(methods));
 			ptv_http_add_header(req, "Allow", methods);

@@ -46,6 +46,8 @@ struct ptv_reactor {
 
 	struct ptv_list wheel[PTV_WHEEL_SLOTS];
 	uint64_t wheel_tick;
+
+	void *local[PTV_SLOT_COUNT];
 };
 
 static int reactor_ring_init(struct ptv_reactor *r, unsigned entries)
@@ -150,6 +152,11 @@ static void reactor_inbox_drain(struct ptv_reactor *r)
 }
 
 static void reactor_efd_arm(struct ptv_reactor *r);
+
+void ptv_reactor_run_inbox(struct ptv_reactor *r)
+{
+	reactor_inbox_drain(r);
+}
 
 static void reactor_efd_cb(struct ptv_reactor *r, struct ptv_op *op, int res, uint32_t flags)
 {
@@ -270,6 +277,16 @@ void ptv_reactor_buf_put(struct ptv_reactor *r, uint16_t bid)
 	io_uring_buf_ring_add(r->br, ptv_reactor_buf_get(r, bid), r->buf_size, bid,
 			      io_uring_buf_ring_mask(r->buf_count), 0);
 	io_uring_buf_ring_advance(r->br, 1);
+}
+
+void *ptv_reactor_local(const struct ptv_reactor *r, enum ptv_reactor_slot slot)
+{
+	return r->local[slot];
+}
+
+void ptv_reactor_set_local(struct ptv_reactor *r, enum ptv_reactor_slot slot, void *p)
+{
+	r->local[slot] = p;
 }
 
 uint64_t ptv_reactor_now_ms(const struct ptv_reactor *r)

@@ -124,7 +124,7 @@ struct ptv_route_entry *ptv_router_match(struct ptv_router *rt, unsigned method,
 	if (!(e->route.methods & method)) {
 		*status = 405;
 		*allow = e->route.methods;
-		return NULL;
+		return e;
 	}
 	*status = 0;
 	return e;

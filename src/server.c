@@ -9,12 +9,15 @@
 #include <unistd.h>
 
 #include "plextv/build-config.h"
+#include "plextv/hdhr.h"
 #include "plextv/http.h"
+#include "plextv/lineup_svc.h"
 #include "plextv/log.h"
 #include "plextv/metrics.h"
 #include "plextv/ops.h"
 #include "plextv/reactor.h"
 #include "plextv/server.h"
+#include "plextv/store.h"
 #include "plextv/workers.h"
 
 struct server;
@@ -36,6 +39,9 @@ struct server {
 	size_t n_ov;
 	struct ptv_router *router;
 	struct ptv_pool *pool;
+	struct ptv_store *store;
+	struct ptv_lineup_svc *lineup;
+	struct ptv_hdhr *hdhr;
 	struct ptv_http_shared shared;
 	struct ptv_http_limits limits;
 	char server_header[64];
@@ -72,6 +78,8 @@ static int thread_setup(struct server_thread *t)
 	if (ret)
 		return ret;
 	t->listen_fd = -1; /* owned by the HTTP server now */
+	ptv_reactor_set_local(t->r, PTV_SLOT_HTTP, t->http);
+	ptv_lineup_svc_attach(srv->lineup, t->r);
 	ptv_reactor_set_busy(t->r, ptv_http_server_busy, t->http);
 	return ptv_http_server_start(t->http);
 }
@@ -88,6 +96,12 @@ static void *thread_main(void *arg)
 		ret = ptv_reactor_run(t->r);
 		if (ret)
 			ptv_error("server", "reactor %u stopped: %s", t->index, ptv_strerror(ret));
+	}
+	if (t->r) {
+		/* Stop publication first, then run what was already posted, then let go. */
+		ptv_lineup_svc_detach(t->srv->lineup, t->r);
+		ptv_reactor_run_inbox(t->r);
+		ptv_lineup_svc_release(t->r);
 	}
 	ptv_metrics_thread_exit();
 	return NULL;
@@ -303,9 +317,17 @@ static int server_start_threads(struct server *srv, unsigned *started)
 
 static void server_wait_signals(struct server *srv, const sigset_t *set)
 {
-	for (;;) {
-		int sig = sigwaitinfo(set, NULL);
+	/* The main thread is also the supervisor: about once a second it looks for lineup
+	 * changes (other processes' imports) and due source refreshes. */
+	struct timespec tick = { .tv_sec = 1 };
 
+	for (;;) {
+		int sig = sigtimedwait(set, NULL, &tick);
+
+		if (sig < 0) {
+			ptv_lineup_svc_tick(srv->lineup);
+			continue;
+		}
 		if (sig == SIGHUP) {
 			server_reload(srv);
 			continue;
@@ -326,6 +348,17 @@ static void server_raise_nofile(void)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+}
+
+static int server_open_store(struct server *srv)
+{
+	struct ptv_store_opts so = { 0 };
+	int ret = ptv_store_open(srv->cfg.data_dir, &so, &srv->store);
+
+	if (ret)
+		ptv_error("server", "cannot open the store in %s: %s", srv->cfg.data_dir,
+			  ptv_strerror(ret));
+	return ret;
 }
 
 static int server_init(struct server *srv, const struct ptv_config *cfg)
@@ -352,9 +385,15 @@ static int server_init(struct server *srv, const struct ptv_config *cfg)
 	ptv_ops_build_info("io_uring");
 	ret = ptv_pool_new(cfg->pool_threads, &srv->pool);
 	if (!ret)
+		ret = server_open_store(srv);
+	if (!ret)
+		ret = ptv_lineup_svc_new(cfg, srv->store, srv->pool, &srv->lineup);
+	if (!ret)
 		ret = ptv_router_new(&srv->router);
 	if (!ret)
 		ret = ptv_ops_routes_register(srv->router, srv->pool);
+	if (!ret)
+		ret = ptv_hdhr_routes_register(srv->router, srv->lineup, NULL, &srv->hdhr);
 	return ret;
 }
 
@@ -364,6 +403,9 @@ static void server_deinit(struct server *srv)
 	ptv_pool_free(srv->pool);
 	server_free_threads(srv);
 	ptv_router_free(srv->router);
+	ptv_hdhr_free(srv->hdhr);
+	ptv_lineup_svc_free(srv->lineup);
+	ptv_store_close(srv->store);
 	pthread_cond_destroy(&srv->cond);
 	pthread_mutex_destroy(&srv->lock);
 }

@@ -33,7 +33,7 @@ int ptv_buf_append(struct ptv_buf *b, const void *p, size_t n);
 int ptv_buf_puts(struct ptv_buf *b, const char *s);
 int ptv_buf_putc(struct ptv_buf *b, char c);
 int ptv_buf_printf(struct ptv_buf *b, const char *fmt, ...) PTV_PRINTF(2, 3);
-int ptv_buf_vprintf(struct ptv_buf *b, const char *fmt, va_list ap);
+int ptv_buf_vprintf(struct ptv_buf *b, const char *fmt, va_list ap) PTV_PRINTF(2, 0);
 /** Removes the first @n bytes. */
 void ptv_buf_consume(struct ptv_buf *b, size_t n);
 /** Returns the heap array (NUL-terminated) and leaves @b empty. NULL when empty or oom. */

@@ -29,6 +29,7 @@ struct ptv_config {
 	unsigned pool_threads; /* threads for blocking work */
 	unsigned max_connections;
 	unsigned shutdown_timeout_ms; /* SIGTERM: how long in-flight responses may finish */
+	char demo_dir[PATH_MAX];      /* seeded into an empty store; "" = no demo */
 	/* [http] */
 	unsigned header_max_bytes;
 	unsigned header_max_count;
@@ -42,6 +43,8 @@ struct ptv_config {
 	enum ptv_log_format log_format;
 	/* [tuner] */
 	unsigned tuners;
+	char friendly_name[64];
+	unsigned device_channels; /* per virtual device */
 	/* [sources] */
 	char user_agent[256];
 	char acestream_engine[512]; /* may carry credentials: redacted on output */
@@ -54,7 +57,7 @@ struct ptv_config {
 	 * Private to config.c, which fills it and prints it in ptv_config_show(); kept in the
 	 * struct so that copying a config copies its provenance.
 	 */
-	unsigned char source[32];
+	unsigned char source[64];
 };
 
 /** Describes one configuration key; the table in config.c is the single source of truth. */

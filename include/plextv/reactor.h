@@ -77,6 +77,9 @@ bool ptv_reactor_stopping(const struct ptv_reactor *r);
 /** Called after stop on every loop turn: return true while work remains (open connections). */
 void ptv_reactor_set_busy(struct ptv_reactor *r, bool (*busy)(void *ctx), void *ctx);
 
+/** Runs what is queued in the inbox now; for the reactor's thread after its loop ended. */
+void ptv_reactor_run_inbox(struct ptv_reactor *r);
+
 /** Runs @fn(@arg) on the reactor's thread soon. Thread-safe; may be called from any thread. */
 void ptv_reactor_post(struct ptv_reactor *r, void (*fn)(void *arg), void *arg);
 
@@ -87,6 +90,17 @@ struct io_uring_sqe *ptv_reactor_sqe(struct ptv_reactor *r, struct ptv_op *op);
 uint16_t ptv_reactor_buf_group(const struct ptv_reactor *r);
 void *ptv_reactor_buf_get(struct ptv_reactor *r, uint16_t bid);
 void ptv_reactor_buf_put(struct ptv_reactor *r, uint16_t bid);
+
+/* Per-reactor pointers owned by other modules (each reactor has its own copy). */
+enum ptv_reactor_slot {
+	PTV_SLOT_LINEUP = 0, /* struct ptv_lineup * current on this reactor */
+	PTV_SLOT_RELAY,	     /* relay state of this reactor */
+	PTV_SLOT_HTTP,	     /* struct ptv_http_server * */
+	PTV_SLOT_COUNT,
+};
+
+void *ptv_reactor_local(const struct ptv_reactor *r, enum ptv_reactor_slot slot);
+void ptv_reactor_set_local(struct ptv_reactor *r, enum ptv_reactor_slot slot, void *p);
 
 /** Monotonic milliseconds, cached once per loop turn. */
 uint64_t ptv_reactor_now_ms(const struct ptv_reactor *r);

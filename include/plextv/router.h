@@ -44,9 +44,9 @@ void ptv_router_free(struct ptv_router *rt);
 int ptv_router_add(struct ptv_router *rt, const struct ptv_route *route);
 
 /**
- * Finds the route for @path (exact match first, then the longest prefix). Returns the entry and
- * sets *@status to 0, or returns NULL with *@status 404 (no path) or 405 (path known, method
- * not allowed; *@allow gets the allowed mask).
+ * Finds the route for @path (exact match first, then the longest prefix). Returns the entry
+ * with *@status 0 when the method is allowed, or the entry with *@status 405 (*@allow gets the
+ * allowed mask), or NULL with *@status 404.
  */
 struct ptv_route_entry *ptv_router_match(struct ptv_router *rt, unsigned method, const char *path,
 					 int *status, unsigned *allow);

@@ -14,12 +14,10 @@ Exit codes of main(): 0 pass, 1 fail, 77 skip (no binary).
 """
 
 import ctypes
-import errno
 import faulthandler
 import os
 import re
 import resource
-import selectors
 import shutil
 import signal
 import socket
@@ -119,7 +117,8 @@ class Server:
     """
 
     def __init__(self, *args, env=None, workers=2, config=None, port=None,
-                 startup_timeout=10.0, stop_timeout=10.0, wait_healthy=True):
+                 startup_timeout=10.0, stop_timeout=10.0, wait_healthy=True, listen_flag=True,
+                 data_dir=None):
         self.extra = [str(a) for a in args]
         self.env = dict(env or {})
         self.workers = workers
@@ -128,8 +127,12 @@ class Server:
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self.wait_healthy = wait_healthy
+        # False: no --listen flag; @config must set listen (write "@PORT@" for the port).
+        self.listen_flag = listen_flag
         self.proc = None
         self.tmp = None
+        # A data dir given by the test survives the server (restart tests); else a temp one.
+        self.fixed_data_dir = data_dir
         self.data_dir = None
         self.log_path = None
         self.config_path = None
@@ -141,18 +144,19 @@ class Server:
 
     def start(self):
         self.tmp = tempfile.mkdtemp(prefix="ptv-it-")
-        self.data_dir = os.path.join(self.tmp, "data")
-        os.mkdir(self.data_dir)
+        self.data_dir = self.fixed_data_dir or os.path.join(self.tmp, "data")
+        os.makedirs(self.data_dir, exist_ok=True)
         self.log_path = os.path.join(self.tmp, "server.log")
         args = list(self.extra)
         if self.config_text is not None:
             self.config_path = os.path.join(self.tmp, "plextv.conf")
-            self.write_config(self.config_text)
             args = ["--config", self.config_path] + args
         fixed_port = self.port is not None
         for attempt in range(3):
             if not fixed_port:
                 self.port = free_port()
+            if self.config_text is not None:
+                self.write_config(self.config_text)
             self._spawn(args)
             if not self.wait_healthy:
                 return self
@@ -171,7 +175,9 @@ class Server:
         return self
 
     def _spawn(self, args):
-        cmd = [BIN, "serve", "--data-dir", self.data_dir, "--listen", f"{HOST}:{self.port}"]
+        cmd = [BIN, "serve", "--data-dir", self.data_dir]
+        if self.listen_flag:
+            cmd += ["--listen", f"{HOST}:{self.port}"]
         if self.workers is not None:
             cmd += ["--workers", str(self.workers)]
         cmd += args
@@ -304,9 +310,10 @@ class Server:
         return http_request(self.port, "GET", path, **kw)
 
     def write_config(self, text):
+        """Atomically replaces the config file; "@PORT@" in @text becomes the server's port."""
         tmp = self.config_path + ".tmp"
         with open(tmp, "w") as f:
-            f.write(text)
+            f.write(text.replace("@PORT@", str(self.port)))
         os.replace(tmp, self.config_path)
 
     def log(self):
@@ -411,6 +418,7 @@ class Response:
         self.body = body
         self.raw_head = raw_head
         self.elapsed = elapsed
+        self.method_had_body = True
 
     @property
     def connection_tokens(self):
@@ -585,8 +593,11 @@ class Conn:
                 if len(self.buf) > MAX_BODY:
                     raise ProtocolError("close-delimited body too large")
             body, self.buf = self.buf, b""
-        return Response(lines[0].decode("latin-1"), version, status, reason, headers, body,
+        resp = Response(lines[0].decode("latin-1"), version, status, reason, headers, body,
                         raw_head, time.monotonic() - t0)
+        resp.method_had_body = not (method.upper() == "HEAD" or 100 <= status < 200
+                                    or status in (204, 304))
+        return resp
 
     def _read_chunked(self, deadline):
         body = b""
@@ -816,8 +827,33 @@ def have_binary():
     return bool(BIN) and os.path.isfile(BIN) and os.access(BIN, os.X_OK)
 
 
+SERVER_HEADER_RE = re.compile(r"^PlexTV/\S+$")
+
+
 class TestCase(unittest.TestCase):
     maxDiff = 4000
+
+    def assertCommonHeaders(self, r, streamed=False, what=""):
+        """What every response carries: `HTTP/1.1 <code> <reason>`, one Server: PlexTV/<v>,
+        one Date in IMF-fixdate close to now, and (unless streamed) one Content-Length
+        matching the body."""
+        what = f"{what}: " if what else ""
+        self.assertRegex(r.status_line, r"^HTTP/1\.1 \d{3} \S.*$", f"{what}status line")
+        self.assertEqual(r.headers.count("server"), 1, f"{what}one Server header: {r}")
+        self.assertRegex(r.headers.get("server"), SERVER_HEADER_RE,
+                         f"{what}Server: PlexTV/<version>")
+        self.assertEqual(r.headers.count("date"), 1, f"{what}one Date header: {r}")
+        dt = parse_imf_fixdate(r.headers.get("date"))
+        self.assertIsNotNone(dt, f"{what}Date is not an IMF-fixdate: {r.headers.get('date')!r}")
+        skew = abs((datetime.now(timezone.utc) - dt).total_seconds())
+        self.assertLess(skew, 5.0, f"{what}Date {r.headers.get('date')!r} is {skew:.0f} s off")
+        if not streamed:
+            self.assertEqual(r.headers.count("content-length"), 1,
+                             f"{what}exactly one Content-Length on a non-streamed response: {r}")
+            self.assertNotIn("transfer-encoding", r.headers, f"{what}{r}")
+            if r.method_had_body:
+                self.assertEqual(int(r.headers.get("content-length")), len(r.body),
+                                 f"{what}Content-Length vs body")
 
     def assertClosedWithin(self, conn, timeout, msg=""):
         t0 = time.monotonic()

@@ -6,13 +6,11 @@ import os
 import re
 import sys
 import time
-from datetime import datetime, timezone
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ptvtest  # noqa: E402
 from ptvtest import Server, build_request  # noqa: E402
 
-SERVER_RE = re.compile(r"^PlexTV/\S+$")
 METRICS_CT = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -40,19 +38,7 @@ class HttpBasic(ptvtest.TestCase):
         return c
 
     def check_common(self, r, streamed=False):
-        """Headers every response carries."""
-        self.assertRegex(r.status_line, r"^HTTP/1\.1 \d{3} \S.*$", "status line")
-        self.assertEqual(r.headers.count("server"), 1, f"one Server header: {r}")
-        self.assertRegex(r.headers.get("server"), SERVER_RE, "Server: PlexTV/<version>")
-        self.assertEqual(r.headers.count("date"), 1, f"one Date header: {r}")
-        dt = ptvtest.parse_imf_fixdate(r.headers.get("date"))
-        self.assertIsNotNone(dt, f"Date is not an IMF-fixdate: {r.headers.get('date')!r}")
-        skew = abs((datetime.now(timezone.utc) - dt).total_seconds())
-        self.assertLess(skew, 5.0, f"Date {r.headers.get('date')!r} is {skew:.0f} s off")
-        if not streamed:
-            self.assertEqual(r.headers.count("content-length"), 1,
-                             f"exactly one Content-Length on a non-streamed response: {r}")
-            self.assertNotIn("transfer-encoding", r.headers)
+        self.assertCommonHeaders(r, streamed)
 
     # -- /health --
 

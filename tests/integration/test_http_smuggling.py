@@ -60,6 +60,12 @@ CASES = [
      b"GET /health HTTP/1.1\r\n\tHost: x\r\n\r\n"),
     ("duplicate Host, different values", b"GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
     ("duplicate Host, same value", b"GET /health HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"),
+    ("space before Content-Length right after the request line",
+     b"POST /health HTTP/1.1\r\n Content-Length: 5\r\nHost: x\r\n\r\nhello"),
+    ("bare CR in chunk extension",
+     post(b"Transfer-Encoding: chunked\r\n", b"5;a=b\rX\r\nhello\r\n0\r\n\r\n")),
+    ("bare LF after chunk size",
+     post(b"Transfer-Encoding: chunked\r\n", b"5\nhello\r\n0\r\n\r\n")),
     ("chunk size not hex",
      post(b"Transfer-Encoding: chunked\r\n", b"zz\r\nhello\r\n0\r\n\r\n")),
     ("chunk size with sign",
@@ -99,6 +105,7 @@ class Smuggling(ptvtest.TestCase):
         except AssertionError as e:
             self.fail(f"{name}: expected 400, got no complete response: {e}")
         self.assertEqual(r.status, 400, f"{name}: {r}")
+        self.assertCommonHeaders(r, what=name)
         self.assertIn("close", r.connection_tokens, f"{name}: no Connection: close: {r}")
         closed = c.wait_closed(max(0.05, t0 + 1.0 - time.monotonic()))
         self.assertTrue(closed, f"{name}: connection not closed within 1 s after the 400 "

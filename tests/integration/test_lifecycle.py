@@ -167,6 +167,45 @@ class ConnectionLimit(ptvtest.TestCase):
             self.assertEqual(len(held), self.LIMIT, "could not refill to the limit")
             self.check_refused(srv, "after refilling to the limit")
 
+    def test_many_idle_connections(self):
+        # H9 at a size that fits CI: 1000 idle connections at the limit, gauge and refused
+        # counter right, SIGTERM closes them all and exits 0 in time.
+        limit = 1000
+        if ptvtest.nofile_limit() < 2 * limit + 200:
+            self.skipTest("RLIMIT_NOFILE too low")
+        with Server("--max-connections", limit, "--idle-timeout-ms", 60000) as srv:
+            time.sleep(0.3)
+            scraper = srv.connect()
+            self.addCleanup(scraper.close)
+            _, m0 = ptvtest.scrape(scraper)
+            ref0 = m0.value("plextv_http_connections_total", 0.0, result="refused")
+            held = []
+            self.addCleanup(lambda: [c.close() for c in held])
+            batch = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+            for i in range(limit - 1):
+                c = srv.connect()
+                c.send(batch)
+                held.append(c)
+            for i, c in enumerate(held):
+                r = c.read_response(timeout=5.0)
+                self.assertEqual(r.status, 200, f"idle connection {i}: {r}")
+            self.check_refused(srv, f"connection {limit + 1} with {limit} open")
+            _, m1 = ptvtest.scrape(scraper)
+            self.assertEqual(m1.value("plextv_http_connections_open"), limit)
+            self.assertEqual(m1.value("plextv_http_connections_total", 0.0,
+                                      result="refused") - ref0, 1)
+            # Every held connection still works.
+            for i in range(0, limit - 1, 97):
+                self.assertEqual(held[i].request("GET", "/health").status, 200)
+            t0 = time.monotonic()
+            srv.signal(signal.SIGTERM)
+            for i, c in enumerate(held):
+                left = max(0.05, t0 + SHUTDOWN_TIMEOUT + 2 - time.monotonic())
+                self.assertTrue(c.wait_closed(left), f"idle connection {i} open after SIGTERM")
+            rc, took = srv.wait_exit(SHUTDOWN_TIMEOUT + 2, t0)
+            self.assertEqual(rc, 0, srv.log_tail())
+            sys.stderr.write(f"\n  1000 idle connections: exit {took:.2f} s after SIGTERM\n")
+
     def try_ok(self, srv):
         try:
             with srv.connect(timeout=1.0) as c:
@@ -183,6 +222,7 @@ class ConnectionLimit(ptvtest.TestCase):
         except AssertionError as e:
             self.fail(f"{what}: expected 503, got {e}")
         self.assertEqual(r.status_line.split(" ")[:2], ["HTTP/1.1", "503"], f"{what}: {r}")
+        self.assertCommonHeaders(r, what=what)
         self.assertIn("close", r.connection_tokens, f"{what}: {r}")
         self.assertTrue(c.wait_closed(2.0), f"{what}: refused connection not closed")
 
@@ -238,17 +278,26 @@ class Sighup(ptvtest.TestCase):
                              "limits changed by a rejected reload (bad value)")
             self.assertEqual(keep.request("GET", "/health").status, 200)
 
-            # listen changes need a restart: logged, not applied.
+            self.assertTrue(srv.alive())
+
+    def test_reload_listen_change_needs_restart(self):
+        # listen comes from the file here (a --listen flag would override the file anyway).
+        conf = CONF_OK + "\n[server]\nlisten = 127.0.0.1:@PORT@\n"
+        with Server("--idle-timeout-ms", 60000, config=conf, listen_flag=False) as srv:
+            keep = srv.connect()
+            self.addCleanup(keep.close)
+            self.assertEqual(keep.request("GET", "/health").status, 200)
             other = ptvtest.free_port()
-            off = self.reload(srv, CONF_2K + f"\n[server]\nlisten = 127.0.0.1:{other}\n",
-                              "restart")
+            self.reload(srv, CONF_2K + f"\n[server]\nlisten = 127.0.0.1:{other}\n", "restart")
             time.sleep(0.3)
             self.assertFalse(ptvtest.port_is_listening(other),
                              "the new listen address was applied on SIGHUP")
             self.assertEqual(self.status_of(srv, build_request("GET", "/health")), 200,
                              "server stopped answering on the old address")
             self.assertEqual(keep.request("GET", "/health").status, 200)
-            self.assertTrue(srv.alive())
+            # The other keys of that file still apply.
+            self.assertEqual(self.status_of(srv, big_header_request()), 431,
+                             "header_max_bytes from the same reload not applied")
 
     def test_reload_raises_limit(self):
         with Server(config=CONF_2K) as srv:

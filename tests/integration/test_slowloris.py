@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ptvtest  # noqa: E402
-from ptvtest import Server, build_request  # noqa: E402
+from ptvtest import Server  # noqa: E402
 
 SLACK = 2.0  # seconds the server may take past a deadline
 EARLY = 0.2  # seconds before a deadline that still count as "about then"
@@ -47,6 +47,7 @@ class Timeouts(ptvtest.TestCase):
         r = c.read_response(timeout=self.HEADER_MS / 1000 + SLACK + 1)
         elapsed = time.monotonic() - t0
         self.assertEqual(r.status, 408, r)
+        self.assertCommonHeaders(r)
         self.assertIn("close", r.connection_tokens, r)
         self.assertGreaterEqual(elapsed, self.HEADER_MS / 1000 - EARLY, "408 came too early")
         self.assertLessEqual(elapsed, self.HEADER_MS / 1000 + SLACK, "408 came too late")
@@ -247,6 +248,9 @@ class Slowloris(ptvtest.TestCase):
         trickles = sorted(st["n"] for st in conns.values())
         detail = (f"{len(conns)} connections opened in {opened_at - min(st['first'] for st in conns.values()):.1f} s; "
                   f"trickled lines per conn min/median/max {trickles[0]}/{trickles[len(trickles)//2]}/{trickles[-1]}")
+        sys.stderr.write(f"\n  slowloris: {detail}; probe latencies "
+                         f"{[round(x, 3) for x in latencies]}; closed with 408: "
+                         f"{len(conns) - len(no408)}/{len(conns)}\n")
         self.assertFalse(never, f"{len(never)} slowloris connections never closed by the server "
                          f"within header timeout + {SLACK} s; {detail}")
         self.assertFalse(late, f"{len(late)} closed late, e.g. "

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <regex.h>
@@ -120,6 +121,15 @@ static void test_text_format(void **state)
 	cap.len = 0;
 	ptv_warn("m3u", "name=%s", "a\nZ INFO fake: b\r\x01\tc");
 	assert_matches(cap.text, "Z WARN m3u: name=a\\\\nZ INFO fake: b\\\\r\\\\x01\tc\n$");
+}
+
+static void test_keeps_errno(void **state)
+{
+	errno = EPIPE;
+	ptv_info("t", "%s", "x");
+	ptv_debug("t", "filtered");
+	assert_int_equal(errno, EPIPE);
+	assert_int_equal(cap.lines, 1);
 }
 
 static void test_levels(void **state)
@@ -321,6 +331,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_parse_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_text_format, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_levels, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keeps_errno, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_json_format, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_json_escaping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_redaction, setup, teardown),
