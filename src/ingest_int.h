@@ -107,6 +107,7 @@ struct ing_out {
 	int fd;
 	int64_t offset;		/* input 90 kHz ticks + offset = output ticks (this session) */
 	bool anchored;		/* offset is valid for this session */
+	const char *service;	/* SDT service name (the channel label), or NULL */
 	int64_t pace_dts0;	/* realtime pacing: first output DTS and its wall time */
 	uint64_t pace_ns0;
 	uint64_t packets;	/* written */
@@ -117,12 +118,15 @@ struct ing_out {
 struct ing_map {
 	int in_idx[ING_SLOT_N];
 	AVRational in_tb[ING_SLOT_N];
+	int64_t def_dur[ING_SLOT_N];   /* frame duration to assume, 90 kHz */
 	AVBSFContext *bsf[ING_SLOT_N]; /* AVCC -> Annex B, or NULL */
 	bool adts[ING_SLOT_N];	       /* raw AAC: prepend ADTS headers */
-	uint8_t asc[ING_SLOT_N][2];    /* AudioSpecificConfig bytes for the ADTS header */
+	uint8_t adts_tmpl[ING_SLOT_N][7];
 	bool drop[ING_SLOT_N];	       /* codec differs from the output stream */
 	bool wait_key;		       /* drop until the first video keyframe */
-	int64_t key_dts;	       /* input DTS (90 kHz) of that keyframe */
+	int64_t key_dts;	       /* unused by the writer; kept for diagnostics */
+	int64_t wait_since;	       /* input DTS when waiting for the keyframe began */
+	int64_t anchor_out;	       /* output DTS of the splice point; older packets drop */
 };
 
 /** Prepares the muxer writing to @fd (not yet its streams). Returns 0 or a negative errno. */
@@ -152,5 +156,8 @@ static inline int64_t ing_out_last_dts(const struct ing_out *o, enum ing_slot sl
 	return o->trk[slot].st ? o->trk[slot].last_dts : AV_NOPTS_VALUE;
 }
 
-/** Fills an ADTS header (7 bytes) for a raw AAC frame of @payload bytes. -EINVAL if @asc bad. */
+/**
+ * Fills the ADTS header (7 bytes) of a raw AAC frame of @payload bytes, from a 2-byte
+ * AudioSpecificConfig. Returns 0, or -EINVAL when ADTS cannot express the config.
+ */
 int ing_adts_header(uint8_t hdr[7], const uint8_t asc[2], int payload);

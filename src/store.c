@@ -21,6 +21,8 @@
 #include <limits.h>
 #include <linux/magic.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -322,7 +324,8 @@ static int ptv_store_write_once(struct ptv_store *s, int (*fn)(MDB_txn *txn, voi
 			*full_at = ptv_store_map_size(s);
 		else if (rc)
 			/* LMDB reports a short write (disk full, file size limit) as EIO. */
-			ptv_error(MOD, "%s: commit failed: %s (disk full?); the previous data stays",
+			ptv_error(MOD,
+				  "%s: commit failed: %s (disk full?); the previous data stays",
 				  s->path, mdb_strerror(rc));
 		rc = ptv_store_err(rc);
 	}
@@ -712,6 +715,96 @@ static int ptv_store_initial_map(struct ptv_store *s, const struct ptv_store_opt
 	return 0;
 }
 
+/*
+ * ---- open: walk every page ----
+ *
+ * LMDB trusts page numbers and offsets it reads: garbage inside a data page sends it past the
+ * end of the file (SIGBUS) or the map (SIGSEGV). Meta-page damage and truncation are caught
+ * above; this walk finds the rest at open, where a fault can still become a clear error. It
+ * visits every key of every database, touching each value's ends (overflow pages). The signal
+ * handlers are ours only for the walk, and only this thread's faults are caught: a fault on
+ * another thread puts the previous handler back and re-executes into it.
+ */
+static _Thread_local sigjmp_buf *ptv_store_fault_jmp;
+static struct sigaction ptv_store_prev_bus, ptv_store_prev_segv;
+
+static void ptv_store_fault(int sig, siginfo_t *si, void *uc)
+{
+	if (ptv_store_fault_jmp)
+		siglongjmp(*ptv_store_fault_jmp, sig);
+	sigaction(sig, sig == SIGBUS ? &ptv_store_prev_bus : &ptv_store_prev_segv, NULL);
+}
+
+static int ptv_store_walk_dbi(MDB_txn *txn, MDB_dbi dbi)
+{
+	volatile unsigned char sink = 0;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(txn, dbi, &cur);
+
+	if (rc)
+		return rc;
+	while (!(rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)))
+		if (v.mv_size)
+			sink ^= ((const unsigned char *)v.mv_data)[0] ^
+				((const unsigned char *)v.mv_data)[v.mv_size - 1];
+	mdb_cursor_close(cur);
+	(void)sink;
+	return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+}
+
+/* The free list (0), the main database (1), then ours; returns an LMDB code. */
+static int ptv_store_walk_all(struct ptv_store *s)
+{
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+
+	if (rc)
+		return rc;
+	rc = ptv_store_walk_dbi(txn, 0);
+	if (!rc)
+		rc = ptv_store_walk_dbi(txn, 1);
+	for (int i = 0; !rc && i < PTV_DB_COUNT; i++) {
+		rc = mdb_dbi_open(txn, ptv_store_db_names[i], 0, &dbi);
+		if (!rc)
+			rc = ptv_store_walk_dbi(txn, dbi);
+		else if (rc == MDB_NOTFOUND)
+			rc = MDB_SUCCESS;
+	}
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+static int ptv_store_verify(struct ptv_store *s)
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	struct sigaction sa = {.sa_sigaction = ptv_store_fault, .sa_flags = SA_SIGINFO};
+	sigjmp_buf jb;
+	int rc, sig;
+
+	sigemptyset(&sa.sa_mask);
+	pthread_mutex_lock(&mu);
+	sigaction(SIGBUS, &sa, &ptv_store_prev_bus);
+	sigaction(SIGSEGV, &sa, &ptv_store_prev_segv);
+	sig = sigsetjmp(jb, 1);
+	if (sig == 0) {
+		ptv_store_fault_jmp = &jb;
+		rc = ptv_store_walk_all(s);
+	} else {
+		/* The transaction is left as it was: LMDB's state after a fault is unknown. */
+		rc = MDB_CORRUPTED;
+	}
+	ptv_store_fault_jmp = NULL;
+	sigaction(SIGBUS, &ptv_store_prev_bus, NULL);
+	sigaction(SIGSEGV, &ptv_store_prev_segv, NULL);
+	pthread_mutex_unlock(&mu);
+	if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_CURSOR_FULL ||
+	    rc == MDB_INVALID || rc == MDB_BAD_VALSIZE || rc == MDB_INCOMPATIBLE)
+		return ptv_store_corrupt(s, sig ? "is damaged (reading it faulted)" : "is damaged");
+	return ptv_store_err(rc);
+}
+
 static int ptv_store_env_open(struct ptv_store *s, const struct ptv_store_opts *opts)
 {
 	unsigned flags = MDB_NOTLS | (s->read_only ? MDB_RDONLY : 0);
@@ -730,7 +823,10 @@ static int ptv_store_env_open(struct ptv_store *s, const struct ptv_store_opts *
 	if (rc)
 		return rc;
 	ptv_store_clear_readers(s);
-	return ptv_store_initial_map(s, opts);
+	rc = ptv_store_initial_map(s, opts);
+	if (rc)
+		return rc;
+	return ptv_store_verify(s);
 }
 
 /* ---- open: schema ---- */

@@ -29,13 +29,13 @@
 #define PTV_STORE_SCHEMA 1
 
 enum ptv_store_db {
-	PTV_DB_META = 0,  /* "schema" -> u32 LE; "lineup_version", "guide_version" -> u64 LE;
-			     "seq:<name>" -> u32 LE sequence counters */
-	PTV_DB_DEVICES,	  /* u32 BE virtual device index -> {"device_id","uuid","auth"} */
-	PTV_DB_SOURCES,	  /* u32 BE source id -> source record */
-	PTV_DB_CHANNELS,  /* u32 BE channel id -> channel record */
-	PTV_DB_CHANKEYS,  /* "<source id>:<identity key>" -> u32 BE channel id */
-	PTV_DB_NUMBERS,	  /* GuideNumber string -> u32 BE channel id */
+	PTV_DB_META = 0,       /* "schema" -> u32 LE; "lineup_version", "guide_version" -> u64 LE;
+				  "seq:<name>" -> u32 LE sequence counters */
+	PTV_DB_DEVICES,	       /* u32 BE virtual device index -> {"device_id","uuid","auth"} */
+	PTV_DB_SOURCES,	       /* u32 BE source id -> source record */
+	PTV_DB_CHANNELS,       /* u32 BE channel id -> channel record */
+	PTV_DB_CHANKEYS,       /* "<source id>:<identity key>" -> u32 BE channel id */
+	PTV_DB_NUMBERS,	       /* GuideNumber string -> u32 BE channel id */
 	PTV_DB_GUIDE_CHANNELS, /* guide data (EPG issue) */
 	PTV_DB_PROGRAMMES,
 	PTV_DB_GUIDE_MAP,
@@ -45,8 +45,8 @@ enum ptv_store_db {
 struct ptv_store;
 
 struct ptv_store_opts {
-	size_t map_size;     /* initial map size; 0 = 256 MiB */
-	size_t map_max;	     /* growth stops here (MDB_MAP_FULL is then an error); 0 = 64 GiB */
+	size_t map_size; /* initial map size; 0 = 256 MiB */
+	size_t map_max;	 /* growth stops here (MDB_MAP_FULL is then an error); 0 = 64 GiB */
 	bool read_only;
 };
 
@@ -57,8 +57,7 @@ struct ptv_store_opts {
  * -EROFS (unwritable dir), -PTV_ERR_PARSE (corrupt or newer schema), other negative errnos;
  * a log line names the path and the fix.
  */
-int ptv_store_open(const char *data_dir, const struct ptv_store_opts *opts,
-		   struct ptv_store **out);
+int ptv_store_open(const char *data_dir, const struct ptv_store_opts *opts, struct ptv_store **out);
 void ptv_store_close(struct ptv_store *s);
 MDB_dbi ptv_store_dbi(const struct ptv_store *s, enum ptv_store_db db);
 

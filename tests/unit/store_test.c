@@ -195,6 +195,19 @@ static void raw_put(struct ptv_store *s, enum ptv_store_db db, const char *key, 
 
 /* ---- children: never cmocka asserts in a child, only exit codes ---- */
 
+/* cmocka catches crashes to report them: a child must crash for real so the parent sees it. */
+static pid_t fork_child(void)
+{
+	static const int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE};
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0)
+		for (size_t i = 0; i < PTV_ARRAY_SIZE(sigs); i++)
+			signal(sigs[i], SIG_DFL);
+	return pid;
+}
+
 static int wait_child(pid_t pid)
 {
 	int st;
@@ -381,8 +394,8 @@ static int json_get_txn(MDB_txn *txn, void *arg)
 	MDB_val k = {sizeof(c->key), &c->key};
 	int rc;
 
-	rc = ptv_store_get_json(txn, ptv_store_dbi(c->s, PTV_DB_CHANNELS), &c->key,
-				sizeof(c->key), &c->out);
+	rc = ptv_store_get_json(txn, ptv_store_dbi(c->s, PTV_DB_CHANNELS), &c->key, sizeof(c->key),
+				&c->out);
 	if (rc)
 		return rc;
 	rc = ptv_store_err(mdb_get(txn, ptv_store_dbi(c->s, PTV_DB_CHANNELS), &k, &c->raw));
@@ -400,8 +413,8 @@ static void test_json_roundtrip(void **state)
 	char *big = malloc(200000);
 	json_t *vals[4];
 
-	c.in = json_pack("{s:s, s:i, s:[i, i, {s:n}], s:f, s:b}", "name", "Ünïcødé \"q\", x",
-			 "n", 123, "arr", 1, 2, "x", "f", 1.5, "t", 1);
+	c.in = json_pack("{s:s, s:i, s:[i, i, {s:n}], s:f, s:b}", "name", "Ünïcødé \"q\", x", "n",
+			 123, "arr", 1, 2, "x", "f", 1.5, "t", 1);
 	assert_int_equal(ptv_store_write(s, json_put_txn, &c), 0);
 	assert_int_equal(ptv_store_read(s, json_get_txn, &c), 0);
 	assert_true(json_equal(c.in, c.out));
@@ -526,8 +539,7 @@ static void test_version_other_process(void **state)
 	pid_t pid;
 
 	assert_int_equal(ptv_store_version(s, "lineup_version"), 0);
-	pid = fork();
-	assert_true(pid >= 0);
+	pid = fork_child();
 	if (pid == 0) {
 		struct ptv_store *c;
 		int rc = ptv_store_open(f->data, NULL, &c);
@@ -712,8 +724,7 @@ static void test_map_resized_by_other_process(void **state)
 	pid_t pid;
 
 	assert_int_equal(put_str(s, "base", "x"), 0);
-	pid = fork();
-	assert_true(pid >= 0);
+	pid = fork_child();
 	if (pid == 0) {
 		struct ptv_store_opts o = {.map_size = 64 * MiB};
 		struct ptv_store *c;
@@ -775,8 +786,7 @@ static void test_kill9_during_write(void **state)
 		pid_t pid;
 
 		assert_int_equal(pipe(fds), 0);
-		pid = fork();
-		assert_true(pid >= 0);
+		pid = fork_child();
 		if (pid == 0) {
 			close(fds[0]);
 			kill_child(f->data, fds[1], last);
@@ -823,8 +833,7 @@ static void test_stale_reader_cleared(void **state)
 
 	/* The parent keeps the environment open so the lock file is not simply reset. */
 	assert_int_equal(pipe(fds), 0);
-	pid = fork();
-	assert_true(pid >= 0);
+	pid = fork_child();
 	if (pid == 0) {
 		struct ptv_store *r;
 
@@ -839,8 +848,7 @@ static void test_stale_reader_cleared(void **state)
 	close(fds[0]);
 	close(fds[1]);
 
-	pid = fork();
-	assert_true(pid >= 0);
+	pid = fork_child();
 	if (pid == 0) {
 		struct ptv_store *r;
 
@@ -941,9 +949,8 @@ static void damage_file(const char *path, enum damage how)
 /* Exit codes: 0 opened and read, 1 -PTV_ERR_PARSE naming the file, 2 other error, 3 no path. */
 static int open_in_child(const char *data, const char *file)
 {
-	pid_t pid = fork();
+	pid_t pid = fork_child();
 
-	assert_true(pid >= 0);
 	if (pid == 0) {
 		struct ptv_store *s;
 		char out[256];
@@ -1011,8 +1018,7 @@ static void test_unwritable_dir(void **state)
 	if (geteuid() != 0)
 		assert_int_equal(chmod(path, 0500), 0);
 	snprintf(path, sizeof(path), "%s/locked/data", f->dir);
-	pid = fork();
-	assert_true(pid >= 0);
+	pid = fork_child();
 	if (pid == 0) {
 		if (geteuid() == 0 && (setgid(65534) || setuid(65534)))
 			_exit(77);
@@ -1062,8 +1068,7 @@ static void test_disk_full(void **state)
 
 	assert_int_equal(put_str(s, "base", "kept"), 0);
 	ptv_store_close(s);
-	pid = fork();
-	assert_true(pid >= 0);
+	pid = fork_child();
 	if (pid == 0) {
 		struct batch b = {.prefix = "full", .count = 512, .size = 8192, .gen = 1};
 		char file[300];
@@ -1125,8 +1130,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_error_rolls_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_map_full_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_map_grows_under_readers, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_map_resized_by_other_process, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_map_resized_by_other_process, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kill9_during_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_reader_cleared, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readers_full, setup, teardown),
