@@ -21,9 +21,9 @@
 #include "plextv/common.h"
 
 /* Exit codes (sysexits.h values, spelled out so scenarios need not include it). */
-#define BENCH_EX_OK 0
-#define BENCH_EX_FAIL 1
-#define BENCH_EX_USAGE 64
+#define BENCH_EX_OK	     0
+#define BENCH_EX_FAIL	     1
+#define BENCH_EX_USAGE	     64
 #define BENCH_EX_UNAVAILABLE 69
 
 /* Set by SIGINT/SIGTERM: every wait loop checks it and winds down. */
@@ -69,6 +69,8 @@ int bench_http_get(uint16_t port, const char *path, int *status, struct ptv_buf 
 		   unsigned timeout_ms);
 /** Sleeps until the monotonic time @deadline_ns or an interrupt. */
 void bench_sleep_until(uint64_t deadline_ns);
+/** This executable (children re-run it as `plextv-bench source` etc.). */
+int bench_self_exe(char *out, size_t n);
 /** Directory holding this executable (for sibling binaries like plextv). */
 int bench_self_dir(char *out, size_t n);
 /** Creates a private temporary directory /tmp/plextv-bench.XXXXXX. */
@@ -95,11 +97,11 @@ int bench_url_parse(const char *url, struct bench_url *u);
 
 /* ---- proc.c ---- */
 struct bench_spawn_opts {
-	const char *log_path;	 /* stdout and stderr go here (appended); NULL: /dev/null */
-	uid_t uid;		 /* run as this user when nonzero */
+	const char *log_path; /* stdout and stderr go here (appended); NULL: /dev/null */
+	uid_t uid;	      /* run as this user when nonzero */
 	gid_t gid;
-	const char *const *env;	 /* extra KEY=VALUE entries, NULL-terminated; may be NULL */
-	const char *cwd;	 /* may be NULL */
+	const char *const *env; /* extra KEY=VALUE entries, NULL-terminated; may be NULL */
+	const char *cwd;	/* may be NULL */
 };
 /** Starts @argv[0] (searched in PATH) in a new process group. Returns 0 or -errno. */
 int bench_spawn(const char *const *argv, const struct bench_spawn_opts *o, pid_t *out);

@@ -53,11 +53,12 @@ struct fanout_run {
 static void fanout_usage(void)
 {
 	fprintf(stderr,
-		"usage: plextv-bench fanout --relay plextv|vlc|gstreamer|direct|url:URL|raw:HOST:PORT\n"
+		"usage: plextv-bench fanout --relay "
+		"plextv|vlc|gstreamer|direct|url:URL|raw:HOST:PORT\n"
 		"       --clients N [--bitrate MBITS] [--duration S] [--json FILE]\n"
 		"       [--send-mode M] [--source TS|gen] [--threads T] [--warmup S]\n"
 		"       [--stall-ms MS] [--rcvbuf BYTES] [--relay-pid PID] [--source-fault F]\n"
-		"       [--keep-tmp] [--per-client]\n"
+		"       [--connect-rate N] [--keep-tmp] [--per-client]\n"
 		"  direct: clients read the paced source itself (no relay; checks the harness)\n"
 		"  url:/raw: a server you started; --relay-pid PID measures its CPU\n");
 }
@@ -67,40 +68,71 @@ static int fanout_parse_opt(struct fanout_opts *o, int c, const char *arg)
 	struct bench_swarm_opts *s = &o->swarm;
 
 	switch (c) {
-	case 'r': o->relay_spec = arg; return 0;
-	case 'c': return bench_parse_uint(arg, 1, 200000, &o->clients);
-	case 'b': return bench_parse_double(arg, 0.01, 10000, &o->mbps);
-	case 'd': return bench_parse_double(arg, 0.5, 3600, &o->duration_s);
-	case 'j': o->json_path = arg; return 0;
-	case 'm': o->send_mode = arg; return 0;
-	case 's': o->source_file = arg; return 0;
-	case 't': return bench_parse_uint(arg, 1, 256, &s->threads);
-	case 'w': return bench_parse_double(arg, 0, 3600, &s->warmup_s);
-	case 'S': return bench_parse_uint(arg, 1, 600000, &s->stall_ms);
-	case 'R': return bench_parse_uint(arg, 0, 1 << 30, &s->rcvbuf);
-	case 'p': return bench_parse_uint(arg, 1, 1 << 30, &o->relay_pid);
-	case 'k': o->keep_tmp = true; return 0;
-	case 'P': o->per_client = true; return 0;
+	case 'r':
+		o->relay_spec = arg;
+		return 0;
+	case 'c':
+		return bench_parse_uint(arg, 1, 200000, &o->clients);
+	case 'b':
+		return bench_parse_double(arg, 0.01, 10000, &o->mbps);
+	case 'd':
+		return bench_parse_double(arg, 0.5, 3600, &o->duration_s);
+	case 'j':
+		o->json_path = arg;
+		return 0;
+	case 'm':
+		o->send_mode = arg;
+		return 0;
+	case 's':
+		o->source_file = arg;
+		return 0;
+	case 't':
+		return bench_parse_uint(arg, 1, 256, &s->threads);
+	case 'w':
+		return bench_parse_double(arg, 0, 3600, &s->warmup_s);
+	case 'S':
+		return bench_parse_uint(arg, 1, 600000, &s->stall_ms);
+	case 'R':
+		return bench_parse_uint(arg, 0, 1 << 30, &s->rcvbuf);
+	case 'p':
+		return bench_parse_uint(arg, 1, 1 << 30, &o->relay_pid);
+	case 'k':
+		o->keep_tmp = true;
+		return 0;
+	case 'P':
+		o->per_client = true;
+		return 0;
+	case 'C':
+		return bench_parse_uint(arg, 0, 1000000, &s->connect_rate);
 	case 'F':
 		if (o->nfaults == FANOUT_MAX_FAULTS)
 			return -E2BIG;
 		o->faults[o->nfaults++] = arg;
 		return 0;
-	default: return -EINVAL;
+	default:
+		return -EINVAL;
 	}
 }
 
 static int fanout_parse(int argc, char **argv, struct fanout_opts *o)
 {
 	static const struct option opts[] = {
-		{"relay", required_argument, NULL, 'r'},    {"clients", required_argument, NULL, 'c'},
-		{"bitrate", required_argument, NULL, 'b'},  {"duration", required_argument, NULL, 'd'},
-		{"json", required_argument, NULL, 'j'},	    {"send-mode", required_argument, NULL, 'm'},
-		{"source", required_argument, NULL, 's'},   {"threads", required_argument, NULL, 't'},
-		{"warmup", required_argument, NULL, 'w'},   {"stall-ms", required_argument, NULL, 'S'},
-		{"rcvbuf", required_argument, NULL, 'R'},   {"relay-pid", required_argument, NULL, 'p'},
-		{"source-fault", required_argument, NULL, 'F'}, {"keep-tmp", no_argument, NULL, 'k'},
+		{"relay", required_argument, NULL, 'r'},
+		{"clients", required_argument, NULL, 'c'},
+		{"bitrate", required_argument, NULL, 'b'},
+		{"duration", required_argument, NULL, 'd'},
+		{"json", required_argument, NULL, 'j'},
+		{"send-mode", required_argument, NULL, 'm'},
+		{"source", required_argument, NULL, 's'},
+		{"threads", required_argument, NULL, 't'},
+		{"warmup", required_argument, NULL, 'w'},
+		{"stall-ms", required_argument, NULL, 'S'},
+		{"rcvbuf", required_argument, NULL, 'R'},
+		{"relay-pid", required_argument, NULL, 'p'},
+		{"source-fault", required_argument, NULL, 'F'},
+		{"keep-tmp", no_argument, NULL, 'k'},
 		{"per-client", no_argument, NULL, 'P'},
+		{"connect-rate", required_argument, NULL, 'C'},
 		{NULL, 0, NULL, 0},
 	};
 	int c, ret = 0;
@@ -135,19 +167,18 @@ static void fanout_raise_nofile(unsigned clients)
 
 static int fanout_source_start(struct fanout_run *r)
 {
-	char self[PATH_MAX], exe[PATH_MAX + 16], port[16], rate[32], dur[32], stats[PATH_MAX + 16];
+	char exe[PATH_MAX], port[16], rate[32], dur[32], stats[PATH_MAX + 16];
 	char log[PATH_MAX + 16];
 	const char *argv[16 + 2 * FANOUT_MAX_FAULTS];
 	struct bench_spawn_opts so = {.log_path = log};
 	unsigned n = 0, i;
 	int ret;
 
-	ret = bench_self_dir(self, sizeof(self));
+	ret = bench_self_exe(exe, sizeof(exe));
 	if (!ret)
 		ret = bench_free_port(&r->src_port);
 	if (ret)
 		return ret;
-	snprintf(exe, sizeof(exe), "%s/plextv-bench", self);
 	snprintf(port, sizeof(port), "%u", r->src_port);
 	snprintf(rate, sizeof(rate), "%.6f", r->o.mbps);
 	snprintf(dur, sizeof(dur), "%.1f", r->o.duration_s + 120);
@@ -251,8 +282,8 @@ static json_t *fanout_json(const struct fanout_run *r)
 	json_object_set_new(j, "clients", json_integer(r->o.clients));
 	json_object_set_new(j, "bitrate_mbps", json_real(r->o.mbps));
 	json_object_set_new(j, "duration_s", json_real(r->o.duration_s));
-	json_object_set_new(j, "send_mode", r->o.send_mode ? json_string(r->o.send_mode)
-							   : json_null());
+	json_object_set_new(j, "send_mode",
+			    r->o.send_mode ? json_string(r->o.send_mode) : json_null());
 	json_object_set_new(j, "client_mode", json_string(r->relay.raw ? "raw" : "http"));
 	json_object_set_new(j, "client_threads", json_integer(r->o.swarm.threads));
 	json_object_set_new(j, "stall_ms", json_integer(r->o.swarm.stall_ms));
@@ -267,8 +298,8 @@ static json_t *fanout_json(const struct fanout_run *r)
 		json_object_set_new(j, "rss_bytes", json_null());
 	if (r->o.per_client)
 		json_object_set_new(j, "per_client", bench_swarm_clients_json(&r->res));
-	json_object_set_new(j, "source", r->source_stats ? json_incref(r->source_stats)
-							: json_null());
+	json_object_set_new(j, "source",
+			    r->source_stats ? json_incref(r->source_stats) : json_null());
 	return j;
 }
 
@@ -289,10 +320,11 @@ static void fanout_print(const struct fanout_run *r)
 	printf("  clients: CPU %.3f s  ttfb p50 %.1f ms  p95 %.1f ms  max gap %.0f ms\n", s->cpu_s,
 	       s->ttfb_ms_p50, s->ttfb_ms_p95, s->max_gap_ms);
 	printf("  checks: stalls %llu  cc_errors %llu  sync_errors %llu  dropped %u  refused %u  "
-	       "http_errors %u  no_data %u  below_99.9%% %u  (TS packets %llu)\n",
+	       "connect_pending %u  http_errors %u  no_data %u  below_99.9%% %u  (TS packets "
+	       "%llu)\n",
 	       (unsigned long long)s->stalls, (unsigned long long)s->cc_errors,
-	       (unsigned long long)s->sync_errors, s->dropped, s->refused, s->http_errors,
-	       s->no_data, s->below_999, (unsigned long long)s->packets);
+	       (unsigned long long)s->sync_errors, s->dropped, s->refused, s->connect_pending,
+	       s->http_errors, s->no_data, s->below_999, (unsigned long long)s->packets);
 }
 
 static int fanout_prepare(struct fanout_run *r)

@@ -35,8 +35,8 @@ struct http_opts {
 };
 
 struct http_server {
-	const char *name;  /* plextv or nginx */
-	const char *impl;  /* what exactly runs */
+	const char *name; /* plextv or nginx */
+	const char *impl; /* what exactly runs */
 	uint16_t port;
 	pid_t pid;
 	char log[PATH_MAX + 64];
@@ -67,17 +67,22 @@ struct http_run {
 
 static void http_usage(void)
 {
-	fprintf(stderr, "usage: plextv-bench http [--workers N] [--threads T] [--connections C]\n"
-			"       [--duration S] [--warmup S] [--json FILE] [--plextv PATH] [--keep-tmp]\n");
+	fprintf(stderr,
+		"usage: plextv-bench http [--workers N] [--threads T] [--connections C]\n"
+		"       [--duration S] [--warmup S] [--json FILE] [--plextv PATH] [--keep-tmp]\n");
 }
 
 static int http_parse(int argc, char **argv, struct http_opts *o)
 {
 	static const struct option opts[] = {
-		{"workers", required_argument, NULL, 'n'},  {"threads", required_argument, NULL, 't'},
-		{"connections", required_argument, NULL, 'c'}, {"duration", required_argument, NULL, 'd'},
-		{"warmup", required_argument, NULL, 'w'},   {"json", required_argument, NULL, 'j'},
-		{"plextv", required_argument, NULL, 'p'},   {"keep-tmp", no_argument, NULL, 'k'},
+		{"workers", required_argument, NULL, 'n'},
+		{"threads", required_argument, NULL, 't'},
+		{"connections", required_argument, NULL, 'c'},
+		{"duration", required_argument, NULL, 'd'},
+		{"warmup", required_argument, NULL, 'w'},
+		{"json", required_argument, NULL, 'j'},
+		{"plextv", required_argument, NULL, 'p'},
+		{"keep-tmp", no_argument, NULL, 'k'},
 		{NULL, 0, NULL, 0},
 	};
 	int c, ret = 0;
@@ -90,15 +95,33 @@ static int http_parse(int argc, char **argv, struct http_opts *o)
 	o->warmup_s = 1;
 	while (!ret && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'n': ret = bench_parse_uint(optarg, 1, 64, &o->workers); break;
-		case 't': ret = bench_parse_uint(optarg, 1, 64, &o->threads); break;
-		case 'c': ret = bench_parse_uint(optarg, 1, 100000, &o->connections); break;
-		case 'd': ret = bench_parse_double(optarg, 1, 600, &o->duration_s); break;
-		case 'w': ret = bench_parse_double(optarg, 0, 60, &o->warmup_s); break;
-		case 'j': o->json_path = optarg; break;
-		case 'p': o->plextv = optarg; break;
-		case 'k': o->keep_tmp = true; break;
-		default: ret = -EINVAL; break;
+		case 'n':
+			ret = bench_parse_uint(optarg, 1, 64, &o->workers);
+			break;
+		case 't':
+			ret = bench_parse_uint(optarg, 1, 64, &o->threads);
+			break;
+		case 'c':
+			ret = bench_parse_uint(optarg, 1, 100000, &o->connections);
+			break;
+		case 'd':
+			ret = bench_parse_double(optarg, 1, 600, &o->duration_s);
+			break;
+		case 'w':
+			ret = bench_parse_double(optarg, 0, 60, &o->warmup_s);
+			break;
+		case 'j':
+			o->json_path = optarg;
+			break;
+		case 'p':
+			o->plextv = optarg;
+			break;
+		case 'k':
+			o->keep_tmp = true;
+			break;
+		default:
+			ret = -EINVAL;
+			break;
 		}
 	}
 	return ret || optind != argc ? -EINVAL : 0;
@@ -153,9 +176,8 @@ static int http_spawn(struct http_run *r, struct http_server *s, const char *con
 static int http_start_serve(struct http_run *r)
 {
 	char bin[PATH_MAX], data[PATH_MAX + 8], listen[32], workers[16];
-	const char *argv[] = {bin,    "serve",	 "--data-dir", data,
-			      "--listen", listen, "--workers", workers,
-			      NULL};
+	const char *argv[] = {bin,    "serve",	   "--data-dir", data, "--listen",
+			      listen, "--workers", workers,	 NULL};
 	int ret;
 
 	if (r->o.plextv) {
@@ -184,17 +206,16 @@ static int http_start_serve(struct http_run *r)
 
 static int http_start_stack(struct http_run *r)
 {
-	char self[PATH_MAX], exe[PATH_MAX + 16], port[16], workers[16];
+	char exe[PATH_MAX], port[16], workers[16];
 	const char *argv[] = {exe, "plextv-httpd", port, workers, NULL};
 	int ret;
 
 	r->stack = (struct http_server){.name = "plextv", .impl = "http-stack"};
-	ret = bench_self_dir(self, sizeof(self));
+	ret = bench_self_exe(exe, sizeof(exe));
 	if (!ret)
 		ret = bench_free_port(&r->stack.port);
 	if (ret)
 		return ret;
-	snprintf(exe, sizeof(exe), "%s/plextv-bench", self);
 	snprintf(port, sizeof(port), "%u", r->stack.port);
 	snprintf(workers, sizeof(workers), "%u", r->o.workers);
 	ret = http_spawn(r, &r->stack, argv);
@@ -216,23 +237,24 @@ static int http_nginx_conf(struct http_run *r, const char *conf)
 	ret = bench_write_file(path, body, sizeof(body));
 	if (ret)
 		return ret;
-	ptv_buf_printf(&b,
-		       "worker_processes %u;\npid %s/nginx.pid;\nerror_log %s/nginx-error.log warn;\n"
-		       "events { worker_connections 16384; }\n"
-		       "http {\n  access_log off;\n  server_tokens off;\n"
-		       "  keepalive_timeout 75s;\n  keepalive_requests 100000000;\n"
-		       "  sendfile on;\n  tcp_nopush on;\n  tcp_nodelay on;\n"
-		       "  open_file_cache max=64 inactive=600s;\n"
-		       "  client_body_temp_path %s/tmp;\n  proxy_temp_path %s/tmp;\n"
-		       "  fastcgi_temp_path %s/tmp;\n  uwsgi_temp_path %s/tmp;\n"
-		       "  scgi_temp_path %s/tmp;\n"
-		       "  server {\n    listen 127.0.0.1:%u reuseport;\n    root %s/www;\n"
-		       "    location = /health {\n      default_type \"text/plain; charset=utf-8\";\n"
-		       "      return 200 \"ok\\n\";\n    }\n"
-		       "    location = /bench/1k { default_type \"text/plain; charset=utf-8\"; }\n"
-		       "  }\n}\n",
-		       r->o.workers, r->tmpdir, r->tmpdir, r->tmpdir, r->tmpdir, r->tmpdir, r->tmpdir,
-		       r->tmpdir, r->nginx.port, r->tmpdir);
+	ptv_buf_printf(
+		&b,
+		"worker_processes %u;\npid %s/nginx.pid;\nerror_log %s/nginx-error.log warn;\n"
+		"events { worker_connections 16384; }\n"
+		"http {\n  access_log off;\n  server_tokens off;\n"
+		"  keepalive_timeout 75s;\n  keepalive_requests 100000000;\n"
+		"  sendfile on;\n  tcp_nopush on;\n  tcp_nodelay on;\n"
+		"  open_file_cache max=64 inactive=600s;\n"
+		"  client_body_temp_path %s/tmp;\n  proxy_temp_path %s/tmp;\n"
+		"  fastcgi_temp_path %s/tmp;\n  uwsgi_temp_path %s/tmp;\n"
+		"  scgi_temp_path %s/tmp;\n"
+		"  server {\n    listen 127.0.0.1:%u reuseport;\n    root %s/www;\n"
+		"    location = /health {\n      default_type \"text/plain; charset=utf-8\";\n"
+		"      return 200 \"ok\\n\";\n    }\n"
+		"    location = /bench/1k { default_type \"text/plain; charset=utf-8\"; }\n"
+		"  }\n}\n",
+		r->o.workers, r->tmpdir, r->tmpdir, r->tmpdir, r->tmpdir, r->tmpdir, r->tmpdir,
+		r->tmpdir, r->nginx.port, r->tmpdir);
 	ret = b.oom ? -ENOMEM : bench_write_file(conf, b.data, b.len);
 	ptv_buf_free(&b);
 	return ret;
@@ -241,8 +263,8 @@ static int http_nginx_conf(struct http_run *r, const char *conf)
 static int http_start_nginx(struct http_run *r)
 {
 	char conf[PATH_MAX + 16], errlog[PATH_MAX + 32], tmp[PATH_MAX + 8];
-	const char *argv[] = {"nginx", "-e", errlog, "-c", conf, "-p", r->tmpdir,
-			      "-g",    "daemon off;", NULL};
+	const char *argv[] = {"nginx", "-e",	  errlog, "-c",		 conf,
+			      "-p",    r->tmpdir, "-g",	  "daemon off;", NULL};
 	int ret;
 
 	if (!bench_have_program("nginx") && access("/usr/sbin/nginx", X_OK))
@@ -338,8 +360,8 @@ static int wrk_run(struct http_run *r, uint16_t port, const char *path, double s
 		   struct wrk_result *w)
 {
 	char t[16], c[16], d[16], url[128], log[PATH_MAX + 16];
-	const char *argv[] = {"wrk", "-t", t, "-c", c, "-d", d, "--latency", "--timeout", "5s",
-			      url,   NULL};
+	const char *argv[] = {"wrk", "-t",	  t,	       "-c", c,	  "-d",
+			      d,     "--latency", "--timeout", "5s", url, NULL};
 	struct bench_spawn_opts so = {.log_path = log};
 	struct ptv_buf out = {0};
 	FILE *f;
@@ -381,8 +403,11 @@ static void http_measure(struct http_run *r, const struct http_server *s, const 
 	struct bench_tree_usage u0, u1;
 	struct wrk_result warm;
 
-	*row = (struct http_row){.server = s->name, .impl = s->impl, .path = path,
-				 .body_bytes = body_bytes, .cpu_s = NAN};
+	*row = (struct http_row){.server = s->name,
+				 .impl = s->impl,
+				 .path = path,
+				 .body_bytes = body_bytes,
+				 .cpu_s = NAN};
 	if (r->o.warmup_s > 0 && wrk_run(r, s->port, path, r->o.warmup_s, &warm))
 		return;
 	if (bench_tree_usage(s->pid, &u0))
@@ -416,9 +441,9 @@ static double http_ratio(const struct http_run *r, const char *path)
 
 static json_t *http_row_json(const struct http_row *row)
 {
-	json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:b}", "server", row->server, "impl",
-			      row->impl, "path", row->path, "body_bytes", (json_int_t)row->body_bytes,
-			      "ok", row->ok);
+	json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:b}", "server", row->server, "impl", row->impl,
+			      "path", row->path, "body_bytes", (json_int_t)row->body_bytes, "ok",
+			      row->ok);
 
 	bench_json_num(j, "requests_per_s", row->ok ? row->w.rps : NAN);
 	bench_json_num(j, "latency_ms_p50", row->ok ? row->w.p50_ms : NAN);
@@ -441,17 +466,19 @@ static int http_write_json(const struct http_run *r)
 
 	json_object_set_new(j, "peer", json_string("nginx"));
 	json_object_set_new(j, "workers", json_integer(r->o.workers));
-	json_object_set_new(j, "wrk", json_pack("{s:i, s:i, s:f, s:f}", "threads", r->o.threads,
-						"connections", r->o.connections, "duration_s",
-						ceil(r->o.duration_s), "warmup_s", r->o.warmup_s));
+	json_object_set_new(j, "wrk",
+			    json_pack("{s:i, s:i, s:f, s:f}", "threads", r->o.threads,
+				      "connections", r->o.connections, "duration_s",
+				      ceil(r->o.duration_s), "warmup_s", r->o.warmup_s));
 	for (i = 0; i < r->nrows; i++)
 		json_array_append_new(rows, http_row_json(&r->rows[i]));
 	json_object_set_new(j, "results", rows);
 	bench_json_num(j, "ratio_health_rps", http_ratio(r, "/health"));
 	bench_json_num(j, "ratio_1k_rps", http_ratio(r, "/bench/1k"));
-	json_object_set_new(j, "note", json_string("plextv /health: `plextv serve`; plextv "
-						   "/bench/1k: PlexTV's HTTP stack with a bench "
-						   "route (plextv-bench plextv-httpd)"));
+	json_object_set_new(j, "note",
+			    json_string("plextv /health: `plextv serve`; plextv "
+					"/bench/1k: PlexTV's HTTP stack with a bench "
+					"route (plextv-bench plextv-httpd)"));
 	ret = bench_json_write(j, r->o.json_path);
 	json_decref(j);
 	return ret;
@@ -462,8 +489,7 @@ static void http_print(const struct http_run *r)
 	unsigned i;
 
 	printf("http: workers=%u, wrk -t%u -c%u -d%.0fs --latency (after a %.0f s warm-up)\n",
-	       r->o.workers, r->o.threads, r->o.connections, ceil(r->o.duration_s),
-	       r->o.warmup_s);
+	       r->o.workers, r->o.threads, r->o.connections, ceil(r->o.duration_s), r->o.warmup_s);
 	printf("%-7s %-11s %-10s %5s %10s %8s %8s %7s %8s %7s %6s\n", "server", "impl", "path",
 	       "body", "req/s", "p50 ms", "p99 ms", "CPU s", "CPUus/rq", "resp B", "errors");
 	for (i = 0; i < r->nrows; i++) {

@@ -119,7 +119,8 @@ static int httpd_routes(struct httpd *h)
 
 static int httpd_init(struct httpd *h, unsigned workers, uint16_t port)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_port = htons(port),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	struct ptv_config cfg;
 	unsigned i;

@@ -19,7 +19,8 @@ static const struct bench_cmd bench_cmds[] = {
 	{"fanout", bench_cmd_fanout, "one channel to N clients through a relay (B1)"},
 	{"source", bench_cmd_source, "the paced TS source on its own (used by fanout)"},
 	{"report", bench_cmd_report, "Markdown table and gnuplot PNGs from a folder of results"},
-	{"plextv-httpd", bench_cmd_plextv_httpd, "(internal) PlexTV's HTTP stack with a 1 KiB route"},
+	{"plextv-httpd", bench_cmd_plextv_httpd,
+	 "(internal) PlexTV's HTTP stack with a 1 KiB route"},
 };
 
 static void bench_usage(FILE *f)
@@ -29,8 +30,9 @@ static void bench_usage(FILE *f)
 	fprintf(f, "usage: plextv-bench COMMAND [OPTIONS]   (COMMAND --help for its options)\n");
 	for (i = 0; i < PTV_ARRAY_SIZE(bench_cmds); i++)
 		fprintf(f, "  %-8s %s\n", bench_cmds[i].name, bench_cmds[i].help);
-	fprintf(f, "pending on the relay core (issue 4): fanout --relay plextv, tune, slow, churn,\n"
-		   "api, lineup, epg, zerocopy, bpf, all\n");
+	fprintf(f,
+		"pending on the relay core (issue 4): fanout --relay plextv, tune, slow, churn,\n"
+		"api, lineup, epg, zerocopy, bpf, all\n");
 }
 
 int main(int argc, char **argv)

@@ -60,14 +60,13 @@ int bench_relay_parse(const char *spec, struct bench_relay *r)
 	return 0;
 }
 
-static int relay_vlc(struct bench_relay *r, const char *tmpdir, uint16_t src_port,
-		     const char *log)
+static int relay_vlc(struct bench_relay *r, const char *tmpdir, uint16_t src_port, const char *log)
 {
 	char home[PATH_MAX], env_home[PATH_MAX + 8], input[64], sout[640];
 	const char *env[] = {env_home, NULL};
-	const char *argv[] = {"cvlc",	     "--quiet",	    "--no-stats", "--ignore-config",
-			      "--network-caching=300", input,	  "--sout",	sout,
-			      "--sout-keep", NULL};
+	const char *argv[] = {
+		"cvlc", "--quiet", "--no-stats", "--ignore-config", "--network-caching=300",
+		input,	"--sout",  sout,	 "--sout-keep",	    NULL};
 	struct bench_spawn_opts o = {.log_path = log, .env = env};
 	int ret;
 
@@ -96,9 +95,9 @@ static int relay_gstreamer(struct bench_relay *r, uint16_t src_port, const char 
 {
 	char src[32], sink[32];
 	/* gst-launch takes each element property as its own word. */
-	const char *argv[] = {"gst-launch-1.0",	 "-q",		   "tcpclientsrc", "host=127.0.0.1",
-			      src,		 "blocksize=65536", "!",	   "tcpserversink",
-			      "host=127.0.0.1", sink,		   "sync=false",   NULL};
+	const char *argv[] = {"gst-launch-1.0",	 "-q", "tcpclientsrc",	"host=127.0.0.1", src,
+			      "blocksize=65536", "!",  "tcpserversink", "host=127.0.0.1", sink,
+			      "sync=false",	 NULL};
 	struct bench_spawn_opts o = {.log_path = log};
 
 	if (!bench_have_program("gst-launch-1.0"))
@@ -118,10 +117,13 @@ int bench_relay_start(struct bench_relay *r, const char *tmpdir, uint16_t src_po
 	int ret;
 
 	snprintf(log, sizeof(log), "%s/relay-%s.log", tmpdir, r->name);
-	if (r->kind == BENCH_RELAY_URL || r->kind == BENCH_RELAY_RAW)
+	if (r->kind == BENCH_RELAY_URL || r->kind == BENCH_RELAY_RAW) {
+		snprintf(r->cmdline, sizeof(r->cmdline), "external server %s:%u", r->host, r->port);
 		return 0;
+	}
 	if (r->kind == BENCH_RELAY_DIRECT) {
 		r->port = src_port;
+		snprintf(r->cmdline, sizeof(r->cmdline), "none: clients read the paced source");
 		return 0;
 	}
 	ret = bench_free_port(&r->port);

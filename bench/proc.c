@@ -219,8 +219,9 @@ int bench_tree_usage(pid_t root, struct bench_tree_usage *u)
 
 int bench_user_ensure(const char *name, uid_t *uid, gid_t *gid)
 {
-	const char *argv[] = {"useradd", "--system", "--no-create-home", "--user-group", "--shell",
-			      "/usr/sbin/nologin", name, NULL};
+	const char *argv[] = {"useradd",      "--system", "--no-create-home",
+			      "--user-group", "--shell",  "/usr/sbin/nologin",
+			      name,	      NULL};
 	struct passwd *pw = getpwnam(name);
 	pid_t pid;
 	int status, ret;

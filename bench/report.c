@@ -46,7 +46,8 @@ static int cmp_fanout(const void *a, const void *b)
 		return c;
 	if (jnum(x, "bitrate_mbps") != jnum(y, "bitrate_mbps"))
 		return jnum(x, "bitrate_mbps") < jnum(y, "bitrate_mbps") ? -1 : 1;
-	return (jnum(x, "clients") > jnum(y, "clients")) - (jnum(x, "clients") < jnum(y, "clients"));
+	return (jnum(x, "clients") > jnum(y, "clients")) -
+	       (jnum(x, "clients") < jnum(y, "clients"));
 }
 
 static void report_load(struct report *r)
@@ -82,23 +83,25 @@ static void report_fanout_md(const struct report *r, struct ptv_buf *md)
 {
 	size_t i;
 
-	ptv_buf_puts(md, "## Fan-out (B1)\n\n| relay | clients | Mbit/s | delivered min / p1 / p50 "
-			 "Mbit/s | total Gbit/s | relay CPU % | Gbit/s per relay CPU | relay RSS "
-			 "MiB | client CPU s | stalls | CC err | dropped | TTFB p50 / p95 ms | date "
-			 "|\n|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
+	ptv_buf_puts(md,
+		     "## Fan-out (B1)\n\n| relay | clients | Mbit/s | delivered min / p1 / p50 "
+		     "Mbit/s | total Gbit/s | relay CPU % | Gbit/s per relay CPU | relay RSS "
+		     "MiB | client CPU s | stalls | CC err | dropped | TTFB p50 / p95 ms | date "
+		     "|\n|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
 	for (i = 0; i < r->nf; i++) {
 		const json_t *j = r->fanout[i];
 
-		ptv_buf_printf(md,
-			       "| %s | %.0f | %.1f | %.3f / %.3f / %.3f | %.3f | %.1f | %.2f | %.1f | "
-			       "%.2f | %.0f | %.0f | %.0f | %.1f / %.1f | %s |\n",
-			       jstr(j, "relay"), jnum(j, "clients"), jnum(j, "bitrate_mbps"),
-			       jnum(j, "delivered_mbps_min"), jnum(j, "delivered_mbps_p1"),
-			       jnum(j, "delivered_mbps_p50"), jnum(j, "delivered_gbps_total"),
-			       jnum(j, "relay_cpu_pct"), jnum(j, "gbps_per_relay_cpu"),
-			       jnum(j, "rss_bytes") / 1048576, jnum(j, "client_cpu_seconds"),
-			       jnum(j, "stalls"), jnum(j, "cc_errors"), jnum(j, "dropped"),
-			       jnum(j, "ttfb_ms_p50"), jnum(j, "ttfb_ms_p95"), jstr(j, "date"));
+		ptv_buf_printf(
+			md,
+			"| %s | %.0f | %.1f | %.3f / %.3f / %.3f | %.3f | %.1f | %.2f | %.1f | "
+			"%.2f | %.0f | %.0f | %.0f | %.1f / %.1f | %s |\n",
+			jstr(j, "relay"), jnum(j, "clients"), jnum(j, "bitrate_mbps"),
+			jnum(j, "delivered_mbps_min"), jnum(j, "delivered_mbps_p1"),
+			jnum(j, "delivered_mbps_p50"), jnum(j, "delivered_gbps_total"),
+			jnum(j, "relay_cpu_pct"), jnum(j, "gbps_per_relay_cpu"),
+			jnum(j, "rss_bytes") / 1048576, jnum(j, "client_cpu_seconds"),
+			jnum(j, "stalls"), jnum(j, "cc_errors"), jnum(j, "dropped"),
+			jnum(j, "ttfb_ms_p50"), jnum(j, "ttfb_ms_p95"), jstr(j, "date"));
 	}
 }
 
@@ -121,8 +124,9 @@ static void report_http_md(const struct report *r, struct ptv_buf *md)
 				       jnum(w, "latency_ms_p50"), jnum(w, "latency_ms_p99"),
 				       jnum(w, "server_cpu_us_per_request"));
 		}
-		ptv_buf_printf(md, "| | ratio plextv/nginx | | /health %.3f, /bench/1k %.3f | | | | |\n",
-			       jnum(r->http[i], "ratio_health_rps"), jnum(r->http[i], "ratio_1k_rps"));
+		ptv_buf_printf(
+			md, "| | ratio plextv/nginx | | /health %.3f, /bench/1k %.3f | | | | |\n",
+			jnum(r->http[i], "ratio_health_rps"), jnum(r->http[i], "ratio_1k_rps"));
 	}
 }
 
@@ -199,14 +203,17 @@ static int report_plots(const struct report *r, struct ptv_buf *md)
 		ptv_buf_reset(&pc);
 		if (report_plot_data(r, mbps, &pg, &pc) <= 0)
 			continue;
-		ptv_buf_printf(&gp, "set output '%s/fanout-gbps-%g.png'\nset ylabel 'delivered "
-				    "Gbit/s (%g Mbit/s per client)'\n%s\n",
+		ptv_buf_printf(&gp,
+			       "set output '%s/fanout-gbps-%g.png'\nset ylabel 'delivered "
+			       "Gbit/s (%g Mbit/s per client)'\n%s\n",
 			       r->out, mbps, mbps, pg.data);
-		ptv_buf_printf(&gp, "set output '%s/fanout-cpu-%g.png'\nset ylabel 'relay CPU %% "
-				    "(%g Mbit/s per client)'\n%s\n",
+		ptv_buf_printf(&gp,
+			       "set output '%s/fanout-cpu-%g.png'\nset ylabel 'relay CPU %% "
+			       "(%g Mbit/s per client)'\n%s\n",
 			       r->out, mbps, mbps, pc.data);
-		ptv_buf_printf(md, "\n![delivered %g](fanout-gbps-%g.png) "
-				   "![relay CPU %g](fanout-cpu-%g.png)\n",
+		ptv_buf_printf(md,
+			       "\n![delivered %g](fanout-gbps-%g.png) "
+			       "![relay CPU %g](fanout-cpu-%g.png)\n",
 			       mbps, mbps, mbps, mbps);
 	}
 	snprintf(script, sizeof(script), "%s/plots.gp", r->out);

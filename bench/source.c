@@ -103,11 +103,10 @@ static const char src_http_hdr[] = "HTTP/1.0 200 OK\r\n"
 
 static void src_usage(void)
 {
-	fprintf(stderr,
-		"usage: plextv-bench source --port P [--file TS|gen] [--bitrate MBITS]\n"
-		"       [--duration S] [--tick-ms MS] [--raw]\n"
-		"       [--fault cc@T|sync@T|stall@T+D:K|drop@T:K]\n"
-		"       [--stats FILE] [--max-clients N]\n");
+	fprintf(stderr, "usage: plextv-bench source --port P [--file TS|gen] [--bitrate MBITS]\n"
+			"       [--duration S] [--tick-ms MS] [--raw]\n"
+			"       [--fault cc@T|sync@T|stall@T+D:K|drop@T:K]\n"
+			"       [--stats FILE] [--max-clients N]\n");
 }
 
 static int src_parse_fault(const char *s, struct src_fault *f)
@@ -136,11 +135,16 @@ static int src_parse_fault(const char *s, struct src_fault *f)
 static int src_parse(int argc, char **argv, struct src_opts *o)
 {
 	static const struct option opts[] = {
-		{"port", required_argument, NULL, 'p'},	    {"file", required_argument, NULL, 'f'},
-		{"bitrate", required_argument, NULL, 'b'},  {"duration", required_argument, NULL, 'd'},
-		{"tick-ms", required_argument, NULL, 't'},  {"raw", no_argument, NULL, 'r'},
-		{"fault", required_argument, NULL, 'F'},    {"stats", required_argument, NULL, 's'},
-		{"max-clients", required_argument, NULL, 'm'}, {"help", no_argument, NULL, 'h'},
+		{"port", required_argument, NULL, 'p'},
+		{"file", required_argument, NULL, 'f'},
+		{"bitrate", required_argument, NULL, 'b'},
+		{"duration", required_argument, NULL, 'd'},
+		{"tick-ms", required_argument, NULL, 't'},
+		{"raw", no_argument, NULL, 'r'},
+		{"fault", required_argument, NULL, 'F'},
+		{"stats", required_argument, NULL, 's'},
+		{"max-clients", required_argument, NULL, 'm'},
+		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	unsigned port = 0;
@@ -153,21 +157,39 @@ static int src_parse(int argc, char **argv, struct src_opts *o)
 	o->max_clients = 20000;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1 && !ret) {
 		switch (c) {
-		case 'p': ret = bench_parse_uint(optarg, 1, 65535, &port); break;
-		case 'f': o->file = optarg; break;
-		case 'b': ret = bench_parse_double(optarg, 0.01, 10000, &mbps); break;
-		case 'd': ret = bench_parse_double(optarg, 0.1, 86400, &o->duration_s); break;
-		case 't': ret = bench_parse_uint(optarg, 1, 1000, &o->tick_ms); break;
-		case 'r': o->raw = true; break;
-		case 's': o->stats_path = optarg; break;
-		case 'm': ret = bench_parse_uint(optarg, 1, 1000000, &o->max_clients); break;
+		case 'p':
+			ret = bench_parse_uint(optarg, 1, 65535, &port);
+			break;
+		case 'f':
+			o->file = optarg;
+			break;
+		case 'b':
+			ret = bench_parse_double(optarg, 0.01, 10000, &mbps);
+			break;
+		case 'd':
+			ret = bench_parse_double(optarg, 0.1, 86400, &o->duration_s);
+			break;
+		case 't':
+			ret = bench_parse_uint(optarg, 1, 1000, &o->tick_ms);
+			break;
+		case 'r':
+			o->raw = true;
+			break;
+		case 's':
+			o->stats_path = optarg;
+			break;
+		case 'm':
+			ret = bench_parse_uint(optarg, 1, 1000000, &o->max_clients);
+			break;
 		case 'F':
 			if (o->nfaults == SRC_MAX_FAULTS)
 				ret = -E2BIG;
 			else
 				ret = src_parse_fault(optarg, &o->faults[o->nfaults++]);
 			break;
-		default: ret = -EINVAL; break;
+		default:
+			ret = -EINVAL;
+			break;
 		}
 	}
 	o->port = (uint16_t)port;
@@ -179,7 +201,8 @@ static int src_parse(int argc, char **argv, struct src_opts *o)
 
 static int src_listen(uint16_t port)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_port = htons(port),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	int one = 1, fd;
 
@@ -480,13 +503,14 @@ static void src_write_stats(const struct src_state *s)
 
 	if (!s->o.stats_path)
 		return;
-	j = json_pack_ex(&err, 0, "{s:s, s:f, s:f, s:i, s:I, s:I, s:I, s:i, s:i, s:i, s:i, s:I, s:I}", "file",
-		      s->file.origin, "bitrate_bps", s->bps, "natural_rate_bps", s->file.rate_bps,
-		      "pcr_pid", s->file.pcr_pid, "bytes_produced", (json_int_t)s->head,
-		      "bytes_sent", (json_int_t)s->bytes_sent, "passes", (json_int_t)s->loop.pass,
-		      "clients_accepted", (int)s->accepted, "streams", (int)s->streams, "dropped_lag", (int)s->dropped_lag,
-		      "dropped_fault", (int)s->dropped_fault, "cc_faults",
-		      (json_int_t)s->loop.cc_faults, "sync_faults", (json_int_t)s->loop.sync_faults);
+	j = json_pack_ex(
+		&err, 0, "{s:s, s:f, s:f, s:i, s:I, s:I, s:I, s:i, s:i, s:i, s:i, s:I, s:I}",
+		"file", s->file.origin, "bitrate_bps", s->bps, "natural_rate_bps", s->file.rate_bps,
+		"pcr_pid", s->file.pcr_pid, "bytes_produced", (json_int_t)s->head, "bytes_sent",
+		(json_int_t)s->bytes_sent, "passes", (json_int_t)s->loop.pass, "clients_accepted",
+		(int)s->accepted, "streams", (int)s->streams, "dropped_lag", (int)s->dropped_lag,
+		"dropped_fault", (int)s->dropped_fault, "cc_faults", (json_int_t)s->loop.cc_faults,
+		"sync_faults", (json_int_t)s->loop.sync_faults);
 	if (!j)
 		fprintf(stderr, "source: stats: %s\n", err.text);
 	else if (bench_json_write(j, s->o.stats_path))

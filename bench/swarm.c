@@ -80,6 +80,7 @@ void bench_swarm_opts_default(struct bench_swarm_opts *o)
 	o->buf_size = 32768;
 	o->buf_count = 512;
 	o->connect_inflight = 128;
+	o->connect_rate = 1000;
 }
 
 int bench_swarm_target(struct bench_swarm_opts *o, const char *host, uint16_t port,
@@ -326,7 +327,8 @@ static void swarm_on_recv(struct swarm_thread *t, struct swarm_client *c, int re
 	else if (res < 0 && res != -ENOBUFS)
 		swarm_end(t, c, BENCH_CLIENT_ERROR, res);
 	else
-		swarm_arm_recv(t, c); /* out of buffers or CQ overflow: the data waits in the socket */
+		swarm_arm_recv(t,
+			       c); /* out of buffers or CQ overflow: the data waits in the socket */
 }
 
 static void swarm_cqe(struct swarm_thread *t, const struct io_uring_cqe *cqe)
@@ -408,14 +410,21 @@ static int swarm_bufs_init(struct swarm_thread *t)
 
 static void swarm_start_connects(struct swarm_thread *t)
 {
-	while (t->next < t->n && t->connecting < t->sw->o.connect_inflight)
+	const struct bench_swarm *sw = t->sw;
+	double allowed = t->n;
+
+	if (sw->o.connect_rate) /* this thread's share of the ramp, first one at once */
+		allowed = 1 + (double)(t->now - sw->start_ns) / 1e9 * sw->o.connect_rate / sw->nth;
+	while (t->next < t->n && t->next < allowed && t->connecting < sw->o.connect_inflight)
 		swarm_connect(t, &t->clients[t->next++]);
 }
 
 static int swarm_turn(struct swarm_thread *t)
 {
 	uint64_t left = t->sw->end_ns - t->now;
-	struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = (long long)PTV_MIN(left, 50000000u)};
+	/* 50 ms bounds the deadline check; 5 ms while the connect ramp is still running. */
+	uint64_t wait = t->next < t->n ? 5000000u : 50000000u;
+	struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = (long long)PTV_MIN(left, wait)};
 	struct io_uring_cqe *cqe;
 	unsigned head, count = 0;
 	int ret;
@@ -424,8 +433,7 @@ static int swarm_turn(struct swarm_thread *t)
 	if (ret < 0 && ret != -ETIME && ret != -EINTR)
 		return ret;
 	t->now = ptv_now_ns();
-	io_uring_for_each_cqe(&t->ring, head, cqe)
-	{
+	io_uring_for_each_cqe (&t->ring, head, cqe) {
 		swarm_cqe(t, cqe);
 		count++;
 	}
@@ -446,15 +454,18 @@ static void swarm_close_books(struct swarm_thread *t)
 	for (i = 0; i < t->n; i++) {
 		struct swarm_client *c = &t->clients[i];
 
-		if (c->state == ST_IDLE) {
-			c->st.end = BENCH_CLIENT_NOSTART;
+		if (c->state == ST_IDLE || c->state == ST_CONNECTING) {
+			c->st.end = c->state == ST_IDLE ? BENCH_CLIENT_NOSTART
+							: BENCH_CLIENT_CONNECTING;
 			continue;
 		}
 		if (c->st.end == BENCH_CLIENT_REFUSED || c->st.end == BENCH_CLIENT_HTTP)
 			continue;
 		if (c->st.end != BENCH_CLIENT_OPEN)
 			continue; /* closed early: reported as dropped, not as a stall */
-		gap = end - (c->t_first ? c->t_last : c->t_connect);
+		/* The last loop turn may stamp receives a little after the end: no gap then. */
+		gap = c->t_first ? c->t_last : c->t_connect;
+		gap = end > gap ? end - gap : 0;
 		if (c->t_first)
 			c->st.max_gap_ns = PTV_MAX(c->st.max_gap_ns, gap);
 		if (gap > stall)
@@ -538,8 +549,17 @@ int bench_swarm_start(const struct bench_swarm_opts *o, struct bench_swarm **out
 		return -EINVAL;
 	sw = ptv_xcalloc(1, sizeof(*sw));
 	sw->o = *o;
-	if (sw->o.warmup_s < 0)
+	if (sw->o.warmup_s < 0) {
 		sw->o.warmup_s = PTV_MIN(2.0, o->duration_s / 4);
+		if (o->connect_rate)
+			sw->o.warmup_s =
+				PTV_MAX(sw->o.warmup_s, (double)o->clients / o->connect_rate + 1);
+	}
+	if (sw->o.warmup_s > 0 && sw->o.warmup_s >= o->duration_s - 0.5)
+		fprintf(stderr,
+			"swarm: warm-up %.1f s leaves under 0.5 s to measure: raise "
+			"--duration\n",
+			sw->o.warmup_s);
 	sw->nth = PTV_MAX(1u, PTV_MIN(o->threads, o->clients));
 	sw->th = ptv_xcalloc(sw->nth, sizeof(*sw->th));
 	swarm_split(sw);
@@ -584,7 +604,7 @@ static double swarm_client_mbps(const struct bench_swarm *sw, const struct swarm
 		bps = (c->reg_n * c->reg_sxy - c->reg_sx * c->reg_sy) / den;
 	else
 		bps = (double)c->st.window_bytes / ((double)(c->t_last - from) / 1e9);
-	if (c->st.end != BENCH_CLIENT_OPEN || end - c->t_last > c->w_max_gap) {
+	if (c->st.end != BENCH_CLIENT_OPEN || (end > c->t_last && end - c->t_last > c->w_max_gap)) {
 		active = (double)(c->t_last - from) / (double)(end - from);
 		bps *= active;
 	}
@@ -645,7 +665,8 @@ void bench_swarm_result_free(struct bench_swarm_result *res)
 
 const char *bench_client_end_name(enum bench_client_end e)
 {
-	static const char *const names[] = {"open", "eof", "error", "refused", "http", "nostart"};
+	static const char *const names[] = {"open", "eof",     "error",	    "refused",
+					    "http", "nostart", "connecting"};
 
 	return (unsigned)e < PTV_ARRAY_SIZE(names) ? names[e] : "?";
 }
@@ -662,9 +683,12 @@ static void swarm_count(const struct bench_client_stats *c, struct bench_swarm_s
 		s->dropped++;
 	if (c->end == BENCH_CLIENT_REFUSED || c->end == BENCH_CLIENT_NOSTART)
 		s->refused++;
+	if (c->end == BENCH_CLIENT_CONNECTING)
+		s->connect_pending++;
 	if (c->end == BENCH_CLIENT_HTTP)
 		s->http_errors++;
-	if (c->ttfb_ns < 0 && c->end != BENCH_CLIENT_REFUSED && c->end != BENCH_CLIENT_NOSTART)
+	if (c->ttfb_ns < 0 && c->end != BENCH_CLIENT_REFUSED && c->end != BENCH_CLIENT_NOSTART &&
+	    c->end != BENCH_CLIENT_CONNECTING)
 		s->no_data++;
 	if (s->expected_mbps > 0 && c->delivered_mbps < s->expected_mbps * 0.999)
 		s->below_999++;
@@ -717,6 +741,7 @@ void bench_swarm_summary_json(const struct bench_swarm_summary *s, json_t *obj)
 	json_object_set_new(obj, "ts_packets", json_integer((json_int_t)s->packets));
 	json_object_set_new(obj, "dropped", json_integer(s->dropped));
 	json_object_set_new(obj, "refused", json_integer(s->refused));
+	json_object_set_new(obj, "connect_pending", json_integer(s->connect_pending));
 	json_object_set_new(obj, "http_errors", json_integer(s->http_errors));
 	json_object_set_new(obj, "no_data", json_integer(s->no_data));
 	json_object_set_new(obj, "clients_below_99_9pct", json_integer(s->below_999));
@@ -731,15 +756,16 @@ json_t *bench_swarm_clients_json(const struct bench_swarm_result *res)
 		const struct bench_client_stats *c = &res->clients[i];
 
 		json_array_append_new(
-			a, json_pack("{s:f, s:f, s:f, s:i, s:I, s:I, s:I, s:s, s:i, s:i, s:I}", "mbps",
-				     c->delivered_mbps, "ttfb_ms",
-				     c->ttfb_ns < 0 ? -1.0 : (double)c->ttfb_ns / 1e6, "max_gap_ms",
-				     (double)c->max_gap_ns / 1e6, "stalls", (int)c->stalls,
-				     "cc_errors", (json_int_t)c->cc_errors, "sync_errors",
-				     (json_int_t)c->sync_errors, "initial_skip",
-				     (json_int_t)c->initial_skip, "end", bench_client_end_name(c->end),
-				     "error", c->error, "http_status", c->http_status, "body_bytes",
-				     (json_int_t)c->body_bytes));
+			a,
+			json_pack("{s:f, s:f, s:f, s:i, s:I, s:I, s:I, s:s, s:i, s:i, s:I}", "mbps",
+				  c->delivered_mbps, "ttfb_ms",
+				  c->ttfb_ns < 0 ? -1.0 : (double)c->ttfb_ns / 1e6, "max_gap_ms",
+				  (double)c->max_gap_ns / 1e6, "stalls", (int)c->stalls,
+				  "cc_errors", (json_int_t)c->cc_errors, "sync_errors",
+				  (json_int_t)c->sync_errors, "initial_skip",
+				  (json_int_t)c->initial_skip, "end", bench_client_end_name(c->end),
+				  "error", c->error, "http_status", c->http_status, "body_bytes",
+				  (json_int_t)c->body_bytes));
 	}
 	return a;
 }

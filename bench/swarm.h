@@ -20,12 +20,13 @@
 #include <sys/socket.h>
 
 enum bench_client_end {
-	BENCH_CLIENT_OPEN = 0,	   /* still streaming at the end of the run */
-	BENCH_CLIENT_EOF = 1,	   /* the server closed the connection */
-	BENCH_CLIENT_ERROR = 2,	   /* receive or send failed (reset...) */
-	BENCH_CLIENT_REFUSED = 3,  /* connect failed */
-	BENCH_CLIENT_HTTP = 4,	   /* status other than 200, or an unusable response header */
-	BENCH_CLIENT_NOSTART = 5,  /* never got to connect (run ended or interrupted first) */
+	BENCH_CLIENT_OPEN = 0,	     /* still streaming at the end of the run */
+	BENCH_CLIENT_EOF = 1,	     /* the server closed the connection */
+	BENCH_CLIENT_ERROR = 2,	     /* receive or send failed (reset...) */
+	BENCH_CLIENT_REFUSED = 3,    /* connect failed */
+	BENCH_CLIENT_HTTP = 4,	     /* status other than 200, or an unusable response header */
+	BENCH_CLIENT_NOSTART = 5,    /* never got to connect (run ended or interrupted first) */
+	BENCH_CLIENT_CONNECTING = 6, /* connect still pending at the end (server not accepting) */
 };
 
 struct bench_client_stats {
@@ -54,6 +55,7 @@ struct bench_swarm_opts {
 	unsigned buf_size;	   /* provided receive buffer size */
 	unsigned buf_count;	   /* per thread; power of two */
 	unsigned connect_inflight; /* per thread */
+	unsigned connect_rate;	   /* new connections per second, all threads (0: no ramp) */
 };
 
 struct bench_swarm_result {
@@ -69,8 +71,9 @@ struct bench_swarm_summary {
 	double mbps_min, mbps_p1, mbps_p50, gbps_total;
 	double ttfb_ms_p50, ttfb_ms_p95, max_gap_ms;
 	uint64_t stalls, cc_errors, sync_errors, packets;
-	unsigned dropped;   /* closed by the server or failed while streaming */
-	unsigned refused;   /* never connected */
+	unsigned dropped;	  /* closed by the server or failed while streaming */
+	unsigned refused;	  /* connect failed, or never started */
+	unsigned connect_pending; /* connect still pending at the end: the server's backlog */
 	unsigned http_errors;
 	unsigned no_data;   /* connected but never received a body byte */
 	unsigned below_999; /* delivered < 99.9 % of the expected bitrate */
@@ -81,7 +84,12 @@ struct bench_swarm_summary {
 
 struct bench_swarm;
 
-/** Fills defaults (1 thread per online CPU, 1 s stall threshold, 32 KiB x 512 buffers). */
+/**
+ * Fills defaults: 1 thread per online CPU, 1 s stall threshold, 32 KiB x 512 buffers, and a
+ * connect ramp of 1000/s, because some peers listen with a tiny backlog (GStreamer's GSocket
+ * default is 10) and a burst of SYNs past it waits for the 1 s SYN retransmit. The warm-up
+ * (not measured) is at least the ramp plus one second.
+ */
 void bench_swarm_opts_default(struct bench_swarm_opts *o);
 /** Sets addr and, unless @raw, the GET request for @path. Loopback only. */
 int bench_swarm_target(struct bench_swarm_opts *o, const char *host, uint16_t port,

@@ -4,7 +4,7 @@
 #include "tscheck.h"
 
 #define PID_SEEN 0x80u
-#define PID_DUP 0x40u
+#define PID_DUP	 0x40u
 
 void bench_ts_check_init(struct bench_ts_check *c)
 {

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BENCH_TS_PKT 188u
+#define BENCH_TS_PKT	  188u
 #define BENCH_TS_NULL_PID 0x1FFFu
 #define BENCH_TS_PEND_CAP (3u * BENCH_TS_PKT)
 
@@ -32,7 +32,7 @@ struct bench_ts_check {
 	bool ever_locked;
 	uint16_t pend_len;
 	uint8_t pend[BENCH_TS_PEND_CAP]; /* bytes not processed yet (partial packet or scan tail) */
-	uint8_t pid[8192];		 /* per PID: bit 7 seen, bit 6 duplicate used, low 4 bits CC */
+	uint8_t pid[8192]; /* per PID: bit 7 seen, bit 6 duplicate used, low 4 bits CC */
 };
 
 void bench_ts_check_init(struct bench_ts_check *c);

@@ -11,9 +11,9 @@
 #include "tscheck.h"
 #include "tsloop.h"
 
-#define PTS_WRAP (1ull << 33)
+#define PTS_WRAP    (1ull << 33)
 #define GEN_PMT_PID 0x1000u
-#define GEN_ES_PID 0x100u
+#define GEN_ES_PID  0x100u
 
 static unsigned ts_pid(const uint8_t *p)
 {
@@ -211,8 +211,18 @@ static void ts_gen_psi(uint8_t *p, unsigned pid, unsigned cc, const uint8_t *sec
 
 static void ts_gen_pat(uint8_t *p, unsigned cc)
 {
-	const uint8_t sec[] = {0x00, 0xb0, 13, 0x00, 0x01, 0xc1, 0x00, 0x00,
-			       0x00, 0x01, 0xe0 | (GEN_PMT_PID >> 8), GEN_PMT_PID & 0xff};
+	const uint8_t sec[] = {0x00,
+			       0xb0,
+			       13,
+			       0x00,
+			       0x01,
+			       0xc1,
+			       0x00,
+			       0x00,
+			       0x00,
+			       0x01,
+			       0xe0 | (GEN_PMT_PID >> 8),
+			       GEN_PMT_PID & 0xff};
 
 	ts_gen_psi(p, 0, cc, sec, sizeof(sec));
 }
@@ -220,9 +230,23 @@ static void ts_gen_pat(uint8_t *p, unsigned cc)
 static void ts_gen_pmt(uint8_t *p, unsigned cc)
 {
 	/* One private-data PES stream (stream_type 0x06), which is also the PCR PID. */
-	const uint8_t sec[] = {0x02, 0xb0, 18,	 0x00, 0x01, 0xc1, 0x00, 0x00, 0xe0 | (GEN_ES_PID >> 8),
-			       GEN_ES_PID & 0xff, 0xf0, 0x00, 0x06, 0xe0 | (GEN_ES_PID >> 8),
-			       GEN_ES_PID & 0xff, 0xf0, 0x00};
+	const uint8_t sec[] = {0x02,
+			       0xb0,
+			       18,
+			       0x00,
+			       0x01,
+			       0xc1,
+			       0x00,
+			       0x00,
+			       0xe0 | (GEN_ES_PID >> 8),
+			       GEN_ES_PID & 0xff,
+			       0xf0,
+			       0x00,
+			       0x06,
+			       0xe0 | (GEN_ES_PID >> 8),
+			       GEN_ES_PID & 0xff,
+			       0xf0,
+			       0x00};
 
 	ts_gen_psi(p, GEN_PMT_PID, cc, sec, sizeof(sec));
 }

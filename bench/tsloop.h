@@ -45,7 +45,7 @@ struct bench_ts_loop {
 	uint64_t cc_faults;  /* faults actually injected */
 	uint64_t sync_fault; /* output packet index whose sync byte is broken; UINT64_MAX: none */
 	uint64_t sync_faults;
-	uint8_t cc[8192];    /* per PID: bit 4 seen, low 4 bits last CC sent */
+	uint8_t cc[8192]; /* per PID: bit 4 seen, low 4 bits last CC sent */
 };
 
 /** Prepares a loop at @out_bps (0: the file's own rate, which needs a PCR). */

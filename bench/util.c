@@ -304,6 +304,16 @@ void bench_sleep_until(uint64_t deadline_ns)
 	}
 }
 
+int bench_self_exe(char *out, size_t n)
+{
+	ssize_t r = readlink("/proc/self/exe", out, n - 1);
+
+	if (r < 0)
+		return -errno;
+	out[r] = '\0';
+	return 0;
+}
+
 int bench_self_dir(char *out, size_t n)
 {
 	ssize_t r = readlink("/proc/self/exe", out, n - 1);
@@ -409,7 +419,8 @@ int bench_url_parse(const char *url, struct bench_url *u)
 		return -EINVAL;
 	u->port = (uint16_t)port;
 	snprintf(u->path, sizeof(u->path), "%s", *slash ? slash : "/");
-	if (strcmp(u->host, "127.0.0.1") && strcmp(u->host, "[::1]") && strcmp(u->host, "localhost"))
+	if (strcmp(u->host, "127.0.0.1") && strcmp(u->host, "[::1]") &&
+	    strcmp(u->host, "localhost"))
 		return -EPERM; /* the bench only talks to loopback */
 	return 0;
 }

@@ -22,6 +22,7 @@
 #include "plextv/build-config.h"
 #include "plextv/cli.h"
 #include "plextv/config.h"
+#include "plextv/ingest.h"
 #include "plextv/redact.h"
 #include "plextv/server.h"
 #include "plextv/sources.h"
@@ -114,6 +115,8 @@ static const struct cli_cmd commands[] = {
 	 cmd_sources},
 	{"version", "version", "print the version of plextv and of its libraries", 0, cmd_version},
 	{"help", "help [COMMAND]", "show help for plextv or for COMMAND", 0, cmd_help},
+	{"ingest", "ingest (config JSON on fd 3)",
+	 "internal: relay one upstream to stdout as MPEG-TS", 0, ptv_ingest_cli},
 };
 
 static const struct cli_cmd *find_command(const char *name)

@@ -36,6 +36,7 @@ struct fetch_body {
 	uint64_t max_bytes;
 	uint64_t bytes;
 	int err;	       /* sink error, -EFBIG, -EBADMSG or -ENOMEM: stops the transfer */
+	bool sink_failed;      /* err came from the sink: the caller\'s own decision */
 	unsigned char head[2]; /* first bytes, held until the gzip magic is known */
 	size_t n_head;
 	bool decided;
@@ -74,8 +75,10 @@ static int body_deliver(struct fetch_body *b, const void *data, size_t len)
 		return b->err = -EFBIG;
 	b->bytes += len;
 	rc = b->sink(data, len, b->ctx);
-	if (rc < 0)
+	if (rc < 0) {
 		b->err = rc;
+		b->sink_failed = true;
+	}
 	return b->err;
 }
 
@@ -324,6 +327,10 @@ struct fetch_http {
 	struct ptv_fetch_result *res;
 	bool swallow; /* this response's body is not the payload (3xx, 304) */
 	bool first_write;
+	bool stalled;
+	uint64_t stall_ms;
+	uint64_t last_progress_ms; /* when the last body byte arrived (or the transfer began) */
+	curl_off_t last_dlnow;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -349,6 +356,28 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
 	if (h->swallow)
 		return len;
 	return body_write(h->body, data, len) ? 0 : len;
+}
+
+/*
+ * Stall timeout. libcurl's LOW_SPEED_* averages the rate over several seconds, so a server that
+ * sends a few bytes and then goes quiet is caught late; this is called at least once a second
+ * and measures the time since the last byte itself.
+ */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	struct fetch_http *h = ud;
+	uint64_t now = ptv_now_ms();
+
+	if (dlnow != h->last_dlnow) {
+		h->last_dlnow = dlnow;
+		h->last_progress_ms = now;
+		return 0;
+	}
+	if (now - h->last_progress_ms < h->stall_ms)
+		return 0;
+	h->stalled = true;
+	return 1;
 }
 
 /* Copies a header's value (trimmed) into @dst if it fits, else leaves "". */
@@ -448,9 +477,10 @@ static long ms_or(unsigned v, unsigned def)
 static int setup_curl(CURL *c, const struct ptv_fetch_opts *o, struct fetch_http *h,
 		      struct curl_slist *hdrs, char *errbuf)
 {
-	long stall_s =
-		(ms_or(o->stall_timeout_ms, PTV_FETCH_STALL_TIMEOUT_MS_DEFAULT) + 999) / 1000;
 	CURLcode e = CURLE_OK;
+
+	h->stall_ms = (uint64_t)ms_or(o->stall_timeout_ms, PTV_FETCH_STALL_TIMEOUT_MS_DEFAULT);
+	h->last_progress_ms = ptv_now_ms();
 
 #define SET(opt, val) (e = e ? e : curl_easy_setopt(c, opt, val))
 	SET(CURLOPT_URL, o->url);
@@ -466,8 +496,9 @@ static int setup_curl(CURL *c, const struct ptv_fetch_opts *o, struct fetch_http
 	SET(CURLOPT_CONNECTTIMEOUT_MS,
 	    ms_or(o->connect_timeout_ms, PTV_FETCH_CONNECT_TIMEOUT_MS_DEFAULT));
 	SET(CURLOPT_TIMEOUT_MS, ms_or(o->timeout_ms, PTV_FETCH_TIMEOUT_MS_DEFAULT));
-	SET(CURLOPT_LOW_SPEED_LIMIT, 1L);
-	SET(CURLOPT_LOW_SPEED_TIME, stall_s);
+	SET(CURLOPT_NOPROGRESS, 0L);
+	SET(CURLOPT_XFERINFOFUNCTION, on_progress);
+	SET(CURLOPT_XFERINFODATA, h);
 	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->body->max_bytes);
 	SET(CURLOPT_ACCEPT_ENCODING, ""); /* every encoding this libcurl can undo */
 	SET(CURLOPT_USERAGENT, o->user_agent ? o->user_agent : "PlexTV/" PTV_VERSION);
@@ -509,6 +540,8 @@ static int curl_err(CURLcode e, const struct fetch_http *h)
 		return os_errno > 0 ? -(int)os_errno : -ECONNREFUSED;
 	case CURLE_OPERATION_TIMEDOUT:
 		return -ETIMEDOUT;
+	case CURLE_ABORTED_BY_CALLBACK:
+		return h->stalled ? -ETIMEDOUT : -ECANCELED;
 	case CURLE_TOO_MANY_REDIRECTS:
 		return -ELOOP;
 	case CURLE_FILESIZE_EXCEEDED:
@@ -585,6 +618,9 @@ static int fetch_http(const struct ptv_fetch_opts *o, struct fetch_body *b,
 	e = curl_easy_perform(h.curl);
 	http_collect(&h);
 	rc = e == CURLE_OK ? http_verdict(&h) : curl_err(e, &h);
+	if (h.stalled)
+		snprintf(errbuf, CURL_ERROR_SIZE, "no data for %llu ms",
+			 (unsigned long long)h.stall_ms);
 out:
 	curl_easy_cleanup(h.curl);
 	curl_slist_free_all(hdrs);
@@ -604,20 +640,22 @@ void ptv_fetch_result_deinit(struct ptv_fetch_result *res)
 		ptv_freep(&res->final_url);
 }
 
-static void fetch_report(const struct ptv_fetch_opts *o, struct ptv_fetch_result *res, int rc,
-			 const char *errbuf)
+static void fetch_report(const struct ptv_fetch_opts *o, const struct fetch_body *b,
+			 struct ptv_fetch_result *res, int rc, const char *errbuf)
 {
 	char why[256];
 
-	if (res->status >= 400)
-		snprintf(why, sizeof(why), "HTTP %ld", res->status);
-	else if (rc == -EFBIG)
+	if (rc == -EFBIG)
 		snprintf(why, sizeof(why), "body over the size limit");
-	else if (errbuf[0])
-		snprintf(why, sizeof(why), "%s", errbuf);
-	else
+	else if (res->status >= 300 && res->status != 304)
+		snprintf(why, sizeof(why), "HTTP %ld", res->status);
+	else if (b->err || !errbuf[0]) /* curl would only say "failure writing output" */
 		snprintf(why, sizeof(why), "%s", ptv_strerror(rc));
+	else
+		snprintf(why, sizeof(why), "%s", errbuf);
 	ptv_redact_text(why, res->error, sizeof(res->error));
+	if (b->sink_failed) /* the caller stopped it and knows why */
+		return;
 	/* ptv_log redacts the URL (user:pass@, password=, Xtream paths) on its way out. */
 	ptv_warn(MOD, "%s: %s", o->url, res->error);
 }
@@ -639,8 +677,8 @@ int ptv_fetch(const struct ptv_fetch_opts *o, int (*sink)(const char *data, size
 		rc = fetch_http(o, &b, res, errbuf);
 	res->bytes = b.bytes;
 	res->gunzipped = b.gzip;
-	body_deinit(&b);
 	if (rc)
-		fetch_report(o, res, rc, errbuf);
+		fetch_report(o, &b, res, rc, errbuf);
+	body_deinit(&b);
 	return rc;
 }

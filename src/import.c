@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "import_int.h"
+#include "plextv/lineup.h"
 #include "plextv/log.h"
 #include "plextv/redact.h"
 
@@ -101,23 +102,46 @@ static bool filters_pass(const struct import_filters *f, const struct import_ent
 
 /* ---- reconciling with the store ---- */
 
-static json_t *entry_to_json(const struct import_entry *e, uint32_t id, uint32_t source)
+static void entry_to_rec(const struct import_entry *e, uint32_t source, struct ptv_chanrec *r)
 {
-	json_t *urls = json_array(), *hdrs = json_object();
+	memset(r, 0, sizeof(*r));
+	r->kind = e->acestream ? PTV_CHANNEL_ACESTREAM : PTV_CHANNEL_URL;
+	r->flags = PTV_CHANREC_PRESENT | (e->enabled ? PTV_CHANREC_ENABLED : 0) |
+		   (e->drm ? PTV_CHANREC_DRM : 0) | (e->radio ? PTV_CHANREC_RADIO : 0) |
+		   (e->hd ? PTV_CHANREC_HD : 0);
+	r->id = e->id;
+	r->source = source;
+	r->shift = e->shift;
+	r->number = ptv_str_c(e->number);
+	r->name = ptv_str_c(e->name);
+	r->tvg_id = ptv_str_c(e->tvg_id);
+	r->tvg_name = ptv_str_c(e->tvg_name);
+	r->logo = ptv_str_c(e->logo);
+	r->group = ptv_str_c(e->group);
+	r->off_reason = ptv_str_c(e->off_reason);
+	r->urls[r->n_urls++] = ptv_str_c(e->url);
+	for (unsigned i = 0; i < e->n_backups && r->n_urls < PTV_CHANREC_MAX_URLS; i++)
+		r->urls[r->n_urls++] = ptv_str_c(e->backups[i]);
+	for (unsigned i = 0; i < e->n_headers && i < PTV_CHANREC_MAX_HEADERS; i++) {
+		r->hdr_names[i] = ptv_str_c(e->hdr_names[i]);
+		r->hdr_values[i] = ptv_str_c(e->hdr_values[i]);
+		r->n_headers++;
+	}
+}
 
-	json_array_append_new(urls, json_string(e->url));
-	for (unsigned i = 0; i < e->n_backups; i++)
-		json_array_append_new(urls, json_string(e->backups[i]));
-	for (unsigned i = 0; i < e->n_headers; i++)
-		json_object_set_new(hdrs, e->hdr_names[i], json_string(e->hdr_values[i]));
-	return json_pack("{s:i, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:b, s:b, s:b, "
-			 "s:b, s:b, s:f, s:s}",
-			 "id", (json_int_t)id, "source", (json_int_t)source, "number", e->number,
-			 "name", e->name, "tvg_id", e->tvg_id, "tvg_name", e->tvg_name, "logo",
-			 e->logo, "group", e->group, "kind", e->acestream ? "acestream" : "url",
-			 "urls", urls, "headers", hdrs, "enabled", e->enabled, "present", 1, "drm",
-			 e->drm, "radio", e->radio, "hd", e->hd, "shift", e->shift, "off_reason",
-			 e->off_reason);
+static int chanrec_put(MDB_txn *txn, struct import_ctx *x, const struct ptv_chanrec *r)
+{
+	uint32_t key = htonl(r->id);
+	MDB_val k = { sizeof(key), &key }, v;
+	int rc;
+
+	ptv_buf_reset(&x->recbuf);
+	rc = ptv_chanrec_encode(r, &x->recbuf);
+	if (rc)
+		return rc;
+	v = (MDB_val){ x->recbuf.len, x->recbuf.data };
+	rc = mdb_put(txn, ptv_store_dbi(x->store, PTV_DB_CHANNELS), &k, &v, 0);
+	return rc ? ptv_store_err(rc) : 0;
 }
 
 static int number_owner(MDB_txn *txn, struct import_ctx *x, const char *number, uint32_t *owner)
@@ -233,20 +257,17 @@ static int numbers_write(MDB_txn *txn, struct import_ctx *x, const struct import
 
 static int channels_write(MDB_txn *txn, struct import_ctx *x)
 {
-	MDB_dbi dbi = ptv_store_dbi(x->store, PTV_DB_CHANNELS);
 	struct import_coll *c = x->coll;
+	struct ptv_chanrec rec;
 	int ret = 0;
 
 	for (size_t i = 0; i < c->n && !ret; i++) {
 		struct import_entry *e = &c->entries[i];
-		uint32_t key = htonl(e->id);
-		json_t *o;
 
 		if (e->merged)
 			continue;
-		o = entry_to_json(e, e->id, x->source_id);
-		ret = o ? ptv_store_put_json(txn, dbi, &key, sizeof(key), o) : -ENOMEM;
-		json_decref(o);
+		entry_to_rec(e, x->source_id, &rec);
+		ret = chanrec_put(txn, x, &rec);
 		if (!ret)
 			ret = numbers_write(txn, x, e);
 		x->rep->channels++;
@@ -256,18 +277,17 @@ static int channels_write(MDB_txn *txn, struct import_ctx *x)
 
 static int mark_gone(MDB_txn *txn, struct import_ctx *x)
 {
-	MDB_dbi dbi = ptv_store_dbi(x->store, PTV_DB_CHANNELS);
 	int ret = 0;
 
 	/* Kept with their numbers reserved, so a channel that comes back is unchanged. */
 	for (size_t i = 0; i < x->n_old && !ret; i++) {
 		struct import_old *o = &x->old[i];
-		uint32_t key = htonl(o->id);
+		struct ptv_chanrec rec = o->rec;
 
-		if (o->claimed || !json_is_true(json_object_get(o->rec, "present")))
+		if (o->claimed || !(rec.flags & PTV_CHANREC_PRESENT))
 			continue;
-		json_object_set_new(o->rec, "present", json_false());
-		ret = ptv_store_put_json(txn, dbi, &key, sizeof(key), o->rec);
+		rec.flags &= (uint8_t)~PTV_CHANREC_PRESENT;
+		ret = chanrec_put(txn, x, &rec);
 		x->rep->removed++;
 	}
 	return ret;

@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 
+#include "plextv/chanrec.h"
 #include "plextv/sources.h"
 #include "plextv/store.h"
 #include "plextv/strmap.h"
@@ -41,7 +42,8 @@ struct import_filters {
 /* An existing channel of the source being refreshed. */
 struct import_old {
 	uint32_t id;
-	json_t *rec;
+	char *raw;		/* a copy of the stored record */
+	struct ptv_chanrec rec; /* points into @raw */
 	bool claimed;
 };
 
@@ -59,8 +61,7 @@ struct import_ctx {
 	size_t n_old;
 	struct ptv_strmap by_tvg_id, by_url, by_tvg_name, by_name, taken;
 	unsigned next_number;
-	/* conditional GET state carried from the stored record */
-	char etag[256], last_modified[64];
+	struct ptv_buf recbuf; /* encoding scratch */
 };
 
 int import_filters_init(struct import_filters *f, const struct ptv_import_m3u_opts *o);

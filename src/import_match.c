@@ -253,18 +253,18 @@ int import_source_finish(MDB_txn *txn, struct import_ctx *x)
 
 static void old_index(struct import_ctx *x, size_t i)
 {
-	json_t *rec = x->old[i].rec;
-	const char *s;
+	const struct ptv_chanrec *r = &x->old[i].rec;
 
-	/* First holder of a key wins: later duplicates cannot be matched by it. */
-	if ((s = json_string_value(json_object_get(rec, "tvg_id"))) && s[0])
-		ptv_strmap_add(&x->by_tvg_id, s, (uint32_t)i);
-	if ((s = json_string_value(json_array_get(json_object_get(rec, "urls"), 0))) && s[0])
-		ptv_strmap_add(&x->by_url, s, (uint32_t)i);
-	if ((s = json_string_value(json_object_get(rec, "tvg_name"))) && s[0])
-		ptv_strmap_add(&x->by_tvg_name, s, (uint32_t)i);
-	if ((s = json_string_value(json_object_get(rec, "name"))) && s[0])
-		ptv_strmap_add(&x->by_name, s, (uint32_t)i);
+	/* First holder of a key wins: later duplicates cannot be matched by it. Decoded strings
+	 * are NUL-terminated inside the transaction's pages, which outlive the maps. */
+	if (r->tvg_id.len)
+		ptv_strmap_add(&x->by_tvg_id, r->tvg_id.p, (uint32_t)i);
+	if (r->n_urls && r->urls[0].len)
+		ptv_strmap_add(&x->by_url, r->urls[0].p, (uint32_t)i);
+	if (r->tvg_name.len)
+		ptv_strmap_add(&x->by_tvg_name, r->tvg_name.p, (uint32_t)i);
+	if (r->name.len)
+		ptv_strmap_add(&x->by_name, r->name.p, (uint32_t)i);
 }
 
 int import_load_old(MDB_txn *txn, struct import_ctx *x)
@@ -277,20 +277,26 @@ int import_load_old(MDB_txn *txn, struct import_ctx *x)
 	if (rc)
 		return ptv_store_err(rc);
 	while (!(rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))) {
-		json_t *o = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+		struct import_old *o;
+		char *raw;
 
-		if (!o || (uint32_t)json_integer_value(json_object_get(o, "source")) !=
-				  x->source_id) {
-			json_decref(o);
+		if (ptv_chanrec_peek_source(v.mv_data, v.mv_size) != x->source_id)
 			continue;
-		}
+		/* A copy: values in a write transaction move once it writes (lmdb.h). */
+		raw = ptv_xmalloc(v.mv_size);
+		memcpy(raw, v.mv_data, v.mv_size);
 		if (x->n_old == cap) {
 			cap = cap ? cap * 2 : 256;
 			x->old = ptv_xrealloc(x->old, cap * sizeof(*x->old));
 		}
-		x->old[x->n_old].id = ntohl(*(uint32_t *)k.mv_data);
-		x->old[x->n_old].rec = o;
-		x->old[x->n_old].claimed = false;
+		o = &x->old[x->n_old];
+		o->raw = raw;
+		o->claimed = false;
+		if (ptv_chanrec_decode(raw, v.mv_size, &o->rec)) {
+			free(raw);
+			continue;
+		}
+		o->id = o->rec.id;
 		old_index(x, x->n_old++);
 	}
 	mdb_cursor_close(cur);
@@ -308,8 +314,8 @@ static bool try_claim(struct import_ctx *x, const struct ptv_strmap *m, const ch
 	x->old[i].claimed = true;
 	e->id = x->old[i].id;
 	e->matched = true;
-	num = json_string_value(json_object_get(x->old[i].rec, "number"));
-	snprintf(e->old_number, sizeof(e->old_number), "%s", num ? num : "");
+	num = x->old[i].rec.number.p;
+	snprintf(e->old_number, sizeof(e->old_number), "%s", num);
 	return true;
 }
 
@@ -366,8 +372,9 @@ void import_ctx_reset(struct import_ctx *x)
 void import_ctx_free(struct import_ctx *x)
 {
 	for (size_t i = 0; i < x->n_old; i++)
-		json_decref(x->old[i].rec);
+		free(x->old[i].raw);
 	ptv_freep(&x->old);
+	ptv_buf_free(&x->recbuf);
 	x->n_old = 0;
 	json_decref(x->source);
 	x->source = NULL;

@@ -17,8 +17,8 @@
 /* Schemes a configured URL may start with (nested protocols such as tcp/tls/crypto are only
  * reached through these; a top-level tcp:// could even be told to listen). */
 static const char *const url_schemes[] = {
-	"http", "https", "rtsp", "rtsps", "rtmp", "rtmps", "rtmpt", "rtmpts", "rtmpe", "rtmpte",
-	"udp",	"rtp",	 "srt",	 "rist",
+	"http",	  "https", "rtsp",   "rtsps", "rtmp", "rtmps", "rtmpt",
+	"rtmpts", "rtmpe", "rtmpte", "udp",   "rtp",  "srt",   "rist",
 };
 
 static int fail(char *err, size_t errlen, const char *key, const char *why)
@@ -98,7 +98,8 @@ static int parse_urls(struct ing_cfg *cfg, json_t *root, char *err, size_t errle
 		return fail(err, errlen, "urls", "must be a non-empty array of strings");
 	if (json_array_size(a) > ING_MAX_URLS)
 		return fail(err, errlen, "urls", "has more than 16 entries");
-	json_array_foreach(a, i, v) {
+	json_array_foreach(a, i, v)
+	{
 		if (!json_is_string(v) || !json_string_length(v))
 			return fail(err, errlen, "urls", "must hold non-empty strings");
 		/* Control characters in a URL would end up in request lines: refuse them. */
@@ -135,7 +136,8 @@ static int parse_headers(struct ing_cfg *cfg, json_t *root, char *err, size_t er
 		return 0;
 	if (!json_is_object(h))
 		return fail(err, errlen, "headers", "must be an object of strings");
-	json_object_foreach(h, name, v) {
+	json_object_foreach(h, name, v)
+	{
 		const char *value = json_string_value(v);
 		size_t n;
 
@@ -232,20 +234,27 @@ static int parse_numbers(struct ing_cfg *cfg, json_t *root, char *err, size_t er
 	int ret = 0;
 
 	ret = ret ?: get_int(root, "probesize", 32, 50000000, &cfg->probesize, err, errlen);
-	ret = ret ?: get_int(root, "analyzeduration_us", 0, 60000000, &cfg->analyzeduration_us,
-			     err, errlen);
-	ret = ret ?: get_int32(root, "rw_timeout_ms", 100, 600000, &cfg->rw_timeout_ms, err,
-			       errlen);
-	ret = ret ?: get_int32(root, "stall_timeout_ms", 500, 600000, &cfg->stall_timeout_ms, err,
-			       errlen);
-	ret = ret ?: get_int32(root, "video_stall_ms", 500, 600000, &cfg->video_stall_ms, err,
-			       errlen);
-	ret = ret ?: get_int32(root, "max_reconnects_per_url", 0, 1000, &cfg->max_reconnects, err,
-			       errlen);
-	ret = ret ?: get_int32(root, "backoff_initial_ms", 0, 600000, &cfg->backoff_initial_ms,
-			       err, errlen);
-	ret = ret ?: get_int32(root, "backoff_max_ms", 0, 600000, &cfg->backoff_max_ms, err,
-			       errlen);
+	ret = ret
+		      ?: get_int(root, "analyzeduration_us", 0, 60000000, &cfg->analyzeduration_us,
+				 err, errlen);
+	ret = ret
+		      ?: get_int32(root, "rw_timeout_ms", 100, 600000, &cfg->rw_timeout_ms, err,
+				   errlen);
+	ret = ret
+		      ?: get_int32(root, "stall_timeout_ms", 500, 600000, &cfg->stall_timeout_ms,
+				   err, errlen);
+	ret = ret
+		      ?: get_int32(root, "video_stall_ms", 500, 600000, &cfg->video_stall_ms, err,
+				   errlen);
+	ret = ret
+		      ?: get_int32(root, "max_reconnects_per_url", 0, 1000, &cfg->max_reconnects,
+				   err, errlen);
+	ret = ret
+		      ?: get_int32(root, "backoff_initial_ms", 0, 600000, &cfg->backoff_initial_ms,
+				   err, errlen);
+	ret = ret
+		      ?: get_int32(root, "backoff_max_ms", 0, 600000, &cfg->backoff_max_ms, err,
+				   errlen);
 	ret = ret ?: get_int(root, "ppid", 1, INT32_MAX, &ppid, err, errlen);
 	cfg->ppid = (long)ppid;
 	ret = ret ?: get_int32(root, "rlimit_as_mb", 0, 65536, &cfg->rlimit_as_mb, err, errlen);
@@ -331,8 +340,9 @@ int ing_cfg_check_scheme(const struct ing_cfg *cfg, const char *url)
 		/* A path, or file:PATH; libavformat would treat "x:y" as protocol x. */
 		if (url[n] != ':')
 			return in_list(protos, "file", 4) ? 0 : -EPERM;
-		return n == 4 && !strncasecmp(url, "file", 4) && in_list(protos, "file", 4) ? 0
-											 : -EPERM;
+		return n == 4 && !strncasecmp(url, "file", 4) && in_list(protos, "file", 4)
+			       ? 0
+			       : -EPERM;
 	}
 	if (url[n] != ':' || !n)
 		return -EPERM; /* no scheme: libavformat would open it as a file */

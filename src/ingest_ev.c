@@ -20,9 +20,9 @@
 #include "plextv/redact.h"
 #include "ingest_int.h"
 
-#define LOG_BURST    20 /* log lines allowed at once... */
+#define LOG_BURST     20   /* log lines allowed at once... */
 #define LOG_REFILL_MS 1000 /* ...then one per second */
-#define MSG_MAX	     1024
+#define MSG_MAX	      1024
 
 /*
  * File-scope state: av_log_set_callback() takes no context pointer, and the child process
@@ -33,11 +33,12 @@ static struct {
 	pthread_mutex_t lock;
 	int fd;
 	uint64_t t0_ns;
-	double tokens;	      /* rate limiter for av_log lines */
-	uint64_t refill_ns;   /* last refill */
-	unsigned suppressed;  /* lines dropped since the last one written */
+	double tokens;	       /* rate limiter for av_log lines */
+	uint64_t refill_ns;    /* last refill */
+	unsigned suppressed;   /* lines dropped since the last one written */
 	char partial[MSG_MAX]; /* av_log line still missing its '\n' */
 	size_t partial_len;
+	char last_error[MSG_MAX]; /* the newest av_log line at error level, redacted */
 } ev = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = 2};
 
 int64_t ing_ev_elapsed_ms(void)
@@ -61,8 +62,9 @@ static void write_line(json_t *obj)
 		free(s);
 		if (!msg || json_string_length(msg) < 64)
 			return;
-		json_object_set_new(obj, "msg", json_stringn(json_string_value(msg),
-							     json_string_length(msg) / 2));
+		json_object_set_new(
+			obj, "msg",
+			json_stringn(json_string_value(msg), json_string_length(msg) / 2));
 		write_line(obj);
 		return;
 	}
@@ -187,10 +189,23 @@ static void av_log_cb(void *avcl, int level, const char *fmt, va_list vl)
 	if (!print_prefix && ev.partial_len < sizeof(ev.partial) - 1)
 		goto out; /* no newline yet */
 	clean(ev.partial);
+	if (level <= AV_LOG_ERROR && ev.partial[0]) {
+		ptv_redact_text(ev.partial, ev.last_error, sizeof(ev.last_error));
+		clean(ev.last_error);
+	}
 	if (ev.partial[0] && log_allowed())
 		log_locked(level <= AV_LOG_ERROR ? "error" : "warn", ev.partial);
 	ev.partial_len = 0;
 out:
+	pthread_mutex_unlock(&ev.lock);
+}
+
+void ing_ev_last_error(char *out, size_t len, bool clear)
+{
+	pthread_mutex_lock(&ev.lock);
+	snprintf(out, len, "%s", ev.last_error);
+	if (clear)
+		ev.last_error[0] = '\0';
 	pthread_mutex_unlock(&ev.lock);
 }
 

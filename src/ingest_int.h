@@ -16,9 +16,13 @@
 #include <libavcodec/bsf.h>
 #include <libavformat/avformat.h>
 
-#define ING_MAX_URLS	16
-#define ING_CFG_MAX	(64 * 1024)
-#define ING_TB		(AVRational){1, 90000} /* the output time base: MPEG-TS ticks */
+#define ING_MAX_URLS 16
+#define ING_CFG_MAX  (64 * 1024)
+#define ING_TB           \
+	(AVRational)     \
+	{                \
+		1, 90000 \
+	} /* the output time base: MPEG-TS ticks */
 
 enum ing_kind {
 	ING_KIND_URL = 0,
@@ -37,9 +41,9 @@ struct ing_cfg {
 	enum ing_kind kind;
 	char *urls[ING_MAX_URLS];
 	int n_urls;
-	char *user_agent;   /* "User-Agent" of headers, or NULL */
-	char *referer;	    /* "Referer" of headers, or NULL */
-	char *headers;	    /* the other headers as "Name: value\r\n"..., or NULL */
+	char *user_agent; /* "User-Agent" of headers, or NULL */
+	char *referer;	  /* "Referer" of headers, or NULL */
+	char *headers;	  /* the other headers as "Name: value\r\n"..., or NULL */
 	bool loop;
 	bool realtime;
 	int64_t probesize;
@@ -79,6 +83,8 @@ void ing_ev_init(int fd, uint64_t t0_ns);
 void ing_ev(const char *ev, const char *fmt, ...);
 /** Writes {"ev":"log","level":…,"msg":…} with @msg redacted; not rate-limited. */
 void ing_ev_log(const char *level, const char *msg);
+/** Copies the newest FFmpeg error line (redacted, "" if none) into @out; @clear forgets it. */
+void ing_ev_last_error(char *out, size_t len, bool clear);
 /** Milliseconds since ing_ev_init()'s t0. */
 int64_t ing_ev_elapsed_ms(void);
 
@@ -93,25 +99,25 @@ enum ing_slot {
 
 /* One output stream's timeline, in 90 kHz ticks. */
 struct ing_track {
-	AVStream *st;	     /* NULL: this slot has no output stream */
+	AVStream *st; /* NULL: this slot has no output stream */
 	enum AVCodecID codec;
-	int64_t last_dts;    /* AV_NOPTS_VALUE before the first packet */
-	int64_t last_dur;    /* duration of the last packet, or the last DTS step */
+	int64_t last_dts; /* AV_NOPTS_VALUE before the first packet */
+	int64_t last_dur; /* duration of the last packet, or the last DTS step */
 };
 
 struct ing_out {
 	AVFormatContext *oc;
 	struct ing_track trk[ING_SLOT_N];
 	bool header_written;
-	bool epipe;		/* fd 1 reported EPIPE: the parent is gone */
+	bool epipe; /* fd 1 reported EPIPE: the parent is gone */
 	int fd;
-	int64_t offset;		/* input 90 kHz ticks + offset = output ticks (this session) */
-	bool anchored;		/* offset is valid for this session */
-	const char *service;	/* SDT service name (the channel label), or NULL */
-	int64_t pace_dts0;	/* realtime pacing: first output DTS and its wall time */
+	int64_t offset;	     /* input 90 kHz ticks + offset = output ticks (this session) */
+	bool anchored;	     /* offset is valid for this session */
+	const char *service; /* SDT service name (the channel label), or NULL */
+	int64_t pace_dts0;   /* realtime pacing: first output DTS and its wall time */
 	uint64_t pace_ns0;
-	uint64_t packets;	/* written */
-	uint64_t dropped;	/* not written: before the keyframe, duplicates, layout changes */
+	uint64_t packets; /* written */
+	uint64_t dropped; /* not written: before the keyframe, duplicates, layout changes */
 };
 
 /* What a session maps: input stream index per slot (-1 none) and its fix-ups. */
@@ -122,11 +128,10 @@ struct ing_map {
 	AVBSFContext *bsf[ING_SLOT_N]; /* AVCC -> Annex B, or NULL */
 	bool adts[ING_SLOT_N];	       /* raw AAC: prepend ADTS headers */
 	uint8_t adts_tmpl[ING_SLOT_N][7];
-	bool drop[ING_SLOT_N];	       /* codec differs from the output stream */
-	bool wait_key;		       /* drop until the first video keyframe */
-	int64_t key_dts;	       /* unused by the writer; kept for diagnostics */
-	int64_t wait_since;	       /* input DTS when waiting for the keyframe began */
-	int64_t anchor_out;	       /* output DTS of the splice point; older packets drop */
+	bool drop[ING_SLOT_N]; /* codec differs from the output stream */
+	bool wait_key;	       /* drop until the first video keyframe */
+	int64_t wait_since;    /* input DTS when waiting for the keyframe began */
+	int64_t anchor_out;    /* output DTS of the splice point; older packets drop */
 };
 
 /** Prepares the muxer writing to @fd (not yet its streams). Returns 0 or a negative errno. */

@@ -21,14 +21,14 @@
 #include "plextv/common.h"
 #include "ingest_int.h"
 
-#define TS_PACKET	 188
-#define AVIO_BUF	 (174 * TS_PACKET) /* ~32 KiB, a whole number of TS packets per write */
-#define START_DTS	 90000		 /* first output DTS: 1 s, room below for B-frame PTS */
-#define DISCONT_BACK	 90000		 /* a track going back more than 1 s: discontinuity */
-#define DISCONT_FWD	 (10 * 90000)	 /* jumping 10 s past the newest output: discontinuity */
-#define KEY_WAIT_MAX	 (4 * 90000)	 /* start without a keyframe after 4 s of media */
-#define PACE_LEAD_NS	 500000000ull	 /* realtime pacing runs this far ahead of the clock */
-#define PACE_RESYNC_NS	 2000000000ull	 /* further behind than this: re-anchor, no burst */
+#define TS_PACKET      188
+#define AVIO_BUF       (174 * TS_PACKET) /* ~32 KiB, a whole number of TS packets per write */
+#define START_DTS      90000		 /* first output DTS: 1 s, room below for B-frame PTS */
+#define DISCONT_BACK   90000		 /* a track going back more than 1 s: discontinuity */
+#define DISCONT_FWD    (10 * 90000)	 /* jumping 10 s past the newest output: discontinuity */
+#define KEY_WAIT_MAX   (4 * 90000)	 /* start without a keyframe after 4 s of media */
+#define PACE_LEAD_NS   500000000ull	 /* realtime pacing runs this far ahead of the clock */
+#define PACE_RESYNC_NS 2000000000ull	 /* further behind than this: re-anchor, no burst */
 
 static const char *const slot_name[ING_SLOT_N] = {"video", "audio", "subtitle"};
 
@@ -321,7 +321,6 @@ int ing_out_map(struct ing_out *o, AVFormatContext *ic, struct ing_map *m)
 	int ret;
 
 	m->wait_key = false;
-	m->key_dts = AV_NOPTS_VALUE;
 	m->wait_since = AV_NOPTS_VALUE;
 	m->anchor_out = AV_NOPTS_VALUE;
 	for (int slot = 0; slot < ING_SLOT_N; slot++) {
@@ -477,8 +476,7 @@ static void pace(struct ing_out *o, int64_t dts)
 	}
 }
 
-static int write_one(struct ing_out *o, struct ing_map *m, int slot, AVPacket *pkt,
-		     bool realtime)
+static int write_one(struct ing_out *o, struct ing_map *m, int slot, AVPacket *pkt, bool realtime)
 {
 	struct ing_track *t = &o->trk[slot];
 	int64_t in_dts, in_pts, dts, dur;
@@ -489,7 +487,8 @@ static int write_one(struct ing_out *o, struct ing_map *m, int slot, AVPacket *p
 	if (pkt->dts == AV_NOPTS_VALUE || pkt->size <= 0)
 		goto drop;
 	in_dts = av_rescale_q(pkt->dts, m->in_tb[slot], ING_TB);
-	in_pts = pkt->pts == AV_NOPTS_VALUE ? in_dts : av_rescale_q(pkt->pts, m->in_tb[slot], ING_TB);
+	in_pts = pkt->pts == AV_NOPTS_VALUE ? in_dts
+					    : av_rescale_q(pkt->pts, m->in_tb[slot], ING_TB);
 	if (before_keyframe(m, slot, pkt, in_dts) || !map_dts(o, m, slot, in_dts, &dts))
 		goto drop;
 	if (m->adts[slot] && add_adts(pkt, m->adts_tmpl[slot]) < 0)
@@ -502,7 +501,9 @@ static int write_one(struct ing_out *o, struct ing_map *m, int slot, AVPacket *p
 	pkt->pos = -1;
 	if (realtime)
 		pace(o, dts);
-	t->last_dur = dur > 0 ? dur : (t->last_dts != AV_NOPTS_VALUE ? dts - t->last_dts : m->def_dur[slot]);
+	t->last_dur =
+		dur > 0 ? dur
+			: (t->last_dts != AV_NOPTS_VALUE ? dts - t->last_dts : m->def_dur[slot]);
 	t->last_dts = dts;
 	ret = av_write_frame(o->oc, pkt);
 	av_packet_unref(pkt);

@@ -4,12 +4,12 @@
  * devices, and pre-render every HDHomeRun document as a blob. Built off the reactors (main or
  * pool thread); immutable once built.
  */
-#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "lineup_int.h"
 #include "plextv/log.h"
+#include "plextv/chanrec.h"
 #include "plextv/store.h"
 #include "plextv/strmap.h"
 
@@ -130,11 +130,13 @@ void ptv_lineup_unref(struct ptv_lineup *l)
 		device_free(&l->devices[i]);
 	ptv_blob_unref(l->all_m3u);
 	free(l->devices);
+	for (size_t i = 0; i < l->n_channels; i++) {
+		free((void *)l->channels[i].urls);
+		free((void *)l->channels[i].headers);
+	}
 	free(l->channels);
 	free(p->by_number);
 	free(p->by_id);
-	free(p->url_ptrs);
-	free(p->hdr_items);
 	arena_free(p);
 	free(p);
 	free(l);
@@ -142,97 +144,77 @@ void ptv_lineup_unref(struct ptv_lineup *l)
 
 /* ---- reading channel records ---- */
 
-static const char *jstr(json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-
-	return s ? s : "";
-}
-
-static enum ptv_channel_kind kind_parse(const char *s)
-{
-	if (!strcmp(s, "acestream"))
-		return PTV_CHANNEL_ACESTREAM;
-	if (!strcmp(s, "file"))
-		return PTV_CHANNEL_FILE;
-	return PTV_CHANNEL_URL;
-}
-
 struct load_ctx {
-	struct ptv_lineup *l;
 	struct lineup_priv *p;
-	size_t cap;
+	struct ptv_lineup_channel *chans;
+	size_t n, cap;
 	size_t n_urls, n_hdrs;
-	json_t **recs;
-	size_t n_recs;
+	struct ptv_chanrec *recs; /* decoded inside the read transaction */
 };
+
+static const char *arena_str(struct lineup_priv *p, struct ptv_str s)
+{
+	return arena_strdup(p, s.p);
+}
+
+static void channel_from_rec(struct load_ctx *lc, struct ptv_lineup_channel *ch,
+			     const struct ptv_chanrec *r)
+{
+	struct lineup_priv *p = lc->p;
+	const char **uslot = ptv_xcalloc(r->n_urls + 1, sizeof(*uslot));
+	struct ptv_lineup_header *hslot = ptv_xcalloc(r->n_headers + 1, sizeof(*hslot));
+
+	ch->id = r->id;
+	ch->number = arena_str(p, r->number);
+	ch->name = arena_str(p, r->name);
+	ch->tvg_id = arena_str(p, r->tvg_id);
+	ch->tvg_name = arena_str(p, r->tvg_name);
+	ch->logo = arena_str(p, r->logo);
+	ch->group = arena_str(p, r->group);
+	ch->kind = r->kind ? (enum ptv_channel_kind)r->kind : PTV_CHANNEL_URL;
+	ch->source_id = r->source;
+	ch->shift_hours = r->shift;
+	ch->enabled = r->flags & PTV_CHANREC_ENABLED;
+	ch->drm = r->flags & PTV_CHANREC_DRM;
+	ch->radio = r->flags & PTV_CHANREC_RADIO;
+	ch->hd = r->flags & PTV_CHANREC_HD;
+	for (unsigned i = 0; i < r->n_urls; i++)
+		uslot[ch->n_urls++] = arena_str(p, r->urls[i]);
+	for (unsigned i = 0; i < r->n_headers; i++) {
+		hslot[i].name = arena_str(p, r->hdr_names[i]);
+		hslot[i].value = arena_str(p, r->hdr_values[i]);
+		ch->n_headers++;
+	}
+	ch->urls = uslot;
+	ch->headers = hslot;
+}
 
 static int load_records(MDB_txn *txn, void *arg)
 {
 	struct load_ctx *lc = arg;
-	struct ptv_store *s = lc->p->store;
 	MDB_cursor *cur;
 	MDB_val k, v;
 	int rc;
 
-	rc = mdb_cursor_open(txn, ptv_store_dbi(s, PTV_DB_CHANNELS), &cur);
+	rc = mdb_cursor_open(txn, ptv_store_dbi(lc->p->store, PTV_DB_CHANNELS), &cur);
 	if (rc)
 		return ptv_store_err(rc);
 	while (!(rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))) {
-		json_t *o = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+		struct ptv_chanrec r;
 
-		if (!o)
+		if (ptv_chanrec_decode(v.mv_data, v.mv_size, &r) ||
+		    !(r.flags & PTV_CHANREC_PRESENT))
 			continue;
-		if (!json_is_true(json_object_get(o, "present"))) {
-			json_decref(o);
-			continue;
-		}
-		if (lc->n_recs == lc->cap) {
+		if (lc->n == lc->cap) {
 			lc->cap = lc->cap ? lc->cap * 2 : 256;
-			lc->recs = ptv_xrealloc(lc->recs, lc->cap * sizeof(*lc->recs));
+			lc->chans = ptv_xrealloc(lc->chans, lc->cap * sizeof(*lc->chans));
 		}
-		lc->recs[lc->n_recs++] = o;
-		lc->n_urls += json_array_size(json_object_get(o, "urls"));
-		lc->n_hdrs += json_object_size(json_object_get(o, "headers"));
+		/* Copied into the arena now: the pages are only valid inside the transaction. */
+		memset(&lc->chans[lc->n], 0, sizeof(*lc->chans));
+		channel_from_rec(lc, &lc->chans[lc->n++], &r);
 	}
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND ? 0 : ptv_store_err(rc);
-}
-
-static void channel_from_json(struct load_ctx *lc, struct ptv_lineup_channel *ch, json_t *o)
-{
-	struct lineup_priv *p = lc->p;
-	json_t *urls = json_object_get(o, "urls"), *hdrs = json_object_get(o, "headers"), *val;
-	const char **uslot = p->url_ptrs + lc->n_urls;
-	struct ptv_lineup_header *hslot = p->hdr_items + lc->n_hdrs;
-	const char *key;
-	size_t i;
-
-	ch->id = (uint32_t)json_integer_value(json_object_get(o, "id"));
-	ch->number = arena_strdup(p, jstr(o, "number"));
-	ch->name = arena_strdup(p, jstr(o, "name"));
-	ch->tvg_id = arena_strdup(p, jstr(o, "tvg_id"));
-	ch->tvg_name = arena_strdup(p, jstr(o, "tvg_name"));
-	ch->logo = arena_strdup(p, jstr(o, "logo"));
-	ch->group = arena_strdup(p, jstr(o, "group"));
-	ch->kind = kind_parse(jstr(o, "kind"));
-	ch->source_id = (uint32_t)json_integer_value(json_object_get(o, "source"));
-	ch->shift_hours = json_number_value(json_object_get(o, "shift"));
-	ch->enabled = json_is_true(json_object_get(o, "enabled"));
-	ch->drm = json_is_true(json_object_get(o, "drm"));
-	ch->radio = json_is_true(json_object_get(o, "radio"));
-	ch->hd = json_is_true(json_object_get(o, "hd"));
-	json_array_foreach(urls, i, val)
-		uslot[ch->n_urls++] = arena_strdup(p, json_string_value(val));
-	ch->urls = uslot;
-	json_object_foreach(hdrs, key, val)
-	{
-		hslot[ch->n_headers].name = arena_strdup(p, key);
-		hslot[ch->n_headers++].value = arena_strdup(p, json_string_value(val));
-	}
-	ch->headers = hslot;
-	lc->n_urls += ch->n_urls;
-	lc->n_hdrs += ch->n_headers;
 }
 
 /* GuideNumber order: numeric parts compared as numbers ("2" < "10" < "10.1"). */
@@ -267,23 +249,13 @@ static int channel_cmp(const void *x, const void *y)
 
 static int lineup_load_channels(struct ptv_lineup *l, struct lineup_priv *p)
 {
-	struct load_ctx lc = { .l = l, .p = p };
+	struct load_ctx lc = { .p = p };
 	int ret = ptv_store_read(p->store, load_records, &lc);
 
-	if (ret)
-		goto out;
-	l->channels = ptv_xcalloc(lc.n_recs ? lc.n_recs : 1, sizeof(*l->channels));
-	p->url_ptrs = ptv_xcalloc(lc.n_urls + 1, sizeof(*p->url_ptrs));
-	p->hdr_items = ptv_xcalloc(lc.n_hdrs + 1, sizeof(*p->hdr_items));
-	lc.n_urls = lc.n_hdrs = 0;
-	for (size_t i = 0; i < lc.n_recs; i++)
-		channel_from_json(&lc, &l->channels[i], lc.recs[i]);
-	l->n_channels = lc.n_recs;
-	qsort(l->channels, l->n_channels, sizeof(*l->channels), channel_cmp);
-out:
-	for (size_t i = 0; i < lc.n_recs; i++)
-		json_decref(lc.recs[i]);
-	free(lc.recs);
+	l->channels = lc.chans;
+	l->n_channels = lc.n;
+	if (!ret)
+		qsort(l->channels, l->n_channels, sizeof(*l->channels), channel_cmp);
 	return ret;
 }
 

@@ -18,8 +18,6 @@ struct lineup_priv {
 	const struct ptv_lineup_channel **by_number; /* open addressing, idx_cap slots */
 	const struct ptv_lineup_channel **by_id;
 	size_t idx_cap;
-	const char **url_ptrs;
-	struct ptv_lineup_header *hdr_items;
 };
 
 struct lineup_build_opts {

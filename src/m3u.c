@@ -350,27 +350,37 @@ static int arena_reserve(struct ptv_m3u_parser *p, size_t n)
 
 /*
  * Copies @s, sanitised and NUL-terminated, into the arena and stores its offset in *@off.
- * Returns false if it did not fit: counted as BAD_ATTR (or -ENOMEM made sticky).
+ * Returns false if it did not fit: counted as BAD_ATTR (or -ENOMEM made sticky). Room for the
+ * plain copy is reserved first; only a string that needed replacements (which grow it up to
+ * 3x) is sanitised a second time into a bigger reservation.
  */
 static bool arena_put(struct ptv_m3u_parser *p, const char *s, size_t len, enum san_mode mode,
 		      uint32_t *off)
 {
-	struct san_out o;
+	struct san_out o = {0};
+	bool bad;
 	int rc;
 
 	if (!len) {
 		*off = 0;
 		return true;
 	}
-	rc = arena_reserve(p, 3 * len + 1);
+	for (size_t want = len;; want = o.len) {
+		rc = arena_reserve(p, want + 1);
+		if (rc)
+			break;
+		o = (struct san_out){.dst = p->arena + p->arena_len, .cap = want};
+		bad = sanitize(&o, s, len, mode);
+		if (o.len <= o.cap)
+			break;
+	}
 	if (rc) {
 		if (rc == -ENOMEM)
 			p->err = rc;
 		p->stats.errors[PTV_M3U_ERR_BAD_ATTR]++;
 		return false;
 	}
-	o = (struct san_out){.dst = p->arena + p->arena_len, .cap = 3 * len};
-	p->line_bad_utf8 |= sanitize(&o, s, len, mode);
+	p->line_bad_utf8 |= bad;
 	o.dst[o.len] = '\0';
 	*off = (uint32_t)p->arena_len;
 	p->arena_len += o.len + 1;
@@ -1072,6 +1082,9 @@ static int on_uri(struct ptv_m3u_parser *p, char *s, size_t len)
 	size_t ulen = pipe ? (size_t)(pipe - s) : len;
 	const char *u = trim(s, &ulen);
 	enum uri_kind kind = uri_classify(u, ulen, p->cur.extinf);
+
+	if (!ulen && pipe && p->cur.extinf) /* "|User-Agent=x" alone: headers, no URL */
+		kind = URI_BAD;
 
 	if (kind == URI_JUNK) {
 		p->stats.junk_lines++;

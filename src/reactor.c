@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -7,6 +8,7 @@
 #include <unistd.h>
 
 #include "plextv/log.h"
+#include "plextv/metrics.h"
 #include "plextv/reactor.h"
 
 #define PTV_WHEEL_SLOTS 2048u /* x 50 ms = 102 s before a timer needs a second lap */
@@ -48,6 +50,12 @@ struct ptv_reactor {
 	uint64_t wheel_tick;
 
 	void *local[PTV_SLOT_COUNT];
+
+	/* How long one loop turn (completions + timers) keeps the thread busy: a stall here
+	 * delays every connection of this reactor. */
+	struct ptv_metric *m_turn;
+	uint64_t turn_max_ns;
+	struct ptv_metric *m_turn_max;
 };
 
 static int reactor_ring_init(struct ptv_reactor *r, unsigned entries)
@@ -178,6 +186,26 @@ static void reactor_efd_arm(struct ptv_reactor *r)
 	r->efd_armed = true;
 }
 
+static void reactor_metrics_init(struct ptv_reactor *r)
+{
+	static const double buckets[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+					  0.005,  0.01,	   0.025,  0.05,  0.1 };
+	static const char *const labels[] = { "reactor", NULL };
+	struct ptv_metric_family *f;
+	char idx[16];
+	const char *values[] = { idx, NULL };
+
+	snprintf(idx, sizeof(idx), "%u", r->index);
+	f = ptv_metrics_family("plextv_reactor_turn_seconds",
+			       "Time one reactor loop turn kept its thread busy", PTV_METRIC_HISTOGRAM,
+			       labels, buckets, PTV_ARRAY_SIZE(buckets), 256);
+	r->m_turn = ptv_metric_get(f, values);
+	f = ptv_metrics_family("plextv_reactor_turn_max_seconds",
+			       "Longest reactor loop turn since start", PTV_METRIC_GAUGE, labels,
+			       NULL, 0, 256);
+	r->m_turn_max = ptv_metric_get(f, values);
+}
+
 int ptv_reactor_new(const struct ptv_reactor_opts *opts, struct ptv_reactor **out)
 {
 	struct ptv_reactor *r = ptv_xcalloc(1, sizeof(*r));
@@ -211,6 +239,7 @@ int ptv_reactor_new(const struct ptv_reactor_opts *opts, struct ptv_reactor **ou
 		goto fail;
 	}
 	reactor_efd_arm(r);
+	reactor_metrics_init(r);
 	*out = r;
 	return 0;
 fail:
@@ -411,6 +440,15 @@ static unsigned reactor_reap(struct ptv_reactor *r)
 	return n;
 }
 
+static void reactor_turn_account(struct ptv_reactor *r, uint64_t ns)
+{
+	ptv_metric_observe(r->m_turn, (double)ns / 1e9);
+	if (ns > r->turn_max_ns) {
+		r->turn_max_ns = ns;
+		ptv_metric_set(r->m_turn_max, (double)ns / 1e9);
+	}
+}
+
 static bool reactor_has_timers(struct ptv_reactor *r)
 {
 	for (unsigned i = 0; i < PTV_WHEEL_SLOTS; i++) {
@@ -425,6 +463,7 @@ int ptv_reactor_run(struct ptv_reactor *r)
 	struct __kernel_timespec tick = { .tv_sec = 0, .tv_nsec = PTV_TIMER_TICK_MS * 1000000L };
 	struct io_uring_cqe *cqe;
 	unsigned idle_turns = 0;
+	uint64_t t0;
 	int ret;
 
 	for (;;) {
@@ -441,9 +480,11 @@ int ptv_reactor_run(struct ptv_reactor *r)
 				  ptv_strerror(ret));
 			return ret;
 		}
-		r->now_ms = ptv_now_ms();
+		t0 = ptv_now_ns();
+		r->now_ms = t0 / 1000000u;
 		idle_turns = reactor_reap(r) ? 0 : idle_turns + 1;
 		reactor_timers_run(r);
+		reactor_turn_account(r, ptv_now_ns() - t0);
 	}
 	io_uring_submit(&r->ring);
 	return 0;

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "plextv/chanrec.h"
+#include "plextv/lineup.h"
 #include "plextv/log.h"
 #include "plextv/redact.h"
 #include "plextv/sources.h"
@@ -175,33 +177,36 @@ static void demo_title(const char *file, char *out, size_t len)
 static int demo_channel(MDB_txn *txn, struct ptv_store *s, uint32_t source, const char *file,
 			unsigned number)
 {
+	struct ptv_chanrec r = { .kind = PTV_CHANNEL_FILE,
+				 .flags = PTV_CHANREC_PRESENT | PTV_CHANREC_ENABLED };
+	struct ptv_buf enc = { 0 };
 	char name[128], num[16];
-	uint32_t id, key, be;
+	uint32_t key, be;
 	MDB_val k, v;
-	json_t *o;
-	int ret = ptv_store_next_id(txn, s, "channel", &id);
+	int ret = ptv_store_next_id(txn, s, "channel", &r.id);
 
 	if (ret)
 		return ret;
 	demo_title(file, name, sizeof(name));
 	snprintf(num, sizeof(num), "%u", number);
-	o = json_pack("{s:i, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:[s], s:{}, s:b, s:b, s:b, "
-		      "s:b, s:b, s:f, s:s}",
-		      "id", (json_int_t)id, "source", (json_int_t)source, "number", num, "name",
-		      name, "tvg_id", "", "tvg_name", name, "logo", "", "group", "Demo", "kind",
-		      "file", "urls", file, "headers", "enabled", 1, "present", 1, "drm", 0,
-		      "radio", 0, "hd", 0, "shift", 0.0, "off_reason", "");
-	key = htonl(id);
-	ret = o ? ptv_store_put_json(txn, ptv_store_dbi(s, PTV_DB_CHANNELS), &key, sizeof(key), o)
-		: -ENOMEM;
-	json_decref(o);
+	r.source = source;
+	r.number = ptv_str_c(num);
+	r.name = r.tvg_name = ptv_str_c(name);
+	r.group = ptv_str_c("Demo");
+	r.urls[r.n_urls++] = ptv_str_c(file);
+	ret = ptv_chanrec_encode(&r, &enc);
+	key = htonl(r.id);
+	k = (MDB_val){ sizeof(key), &key };
+	v = (MDB_val){ enc.len, enc.data };
+	if (!ret)
+		ret = ptv_store_err(mdb_put(txn, ptv_store_dbi(s, PTV_DB_CHANNELS), &k, &v, 0));
+	ptv_buf_free(&enc);
 	if (ret)
 		return ret;
-	be = htonl(id);
+	be = htonl(r.id);
 	k = (MDB_val){ strlen(num), num };
 	v = (MDB_val){ sizeof(be), &be };
-	ret = mdb_put(txn, ptv_store_dbi(s, PTV_DB_NUMBERS), &k, &v, 0);
-	return ret ? ptv_store_err(ret) : 0;
+	return ptv_store_err(mdb_put(txn, ptv_store_dbi(s, PTV_DB_NUMBERS), &k, &v, 0));
 }
 
 struct demo_txn_ctx {
@@ -287,6 +292,7 @@ int ptv_sources_seed_demo(struct ptv_store *s, const char *demo_dir)
 /* ---- listings ---- */
 
 struct print_ctx {
+	struct ptv_store *store;
 	FILE *out;
 	json_t *arr;
 };
@@ -328,37 +334,75 @@ static int source_print_cb(uint32_t id, json_t *rec, void *ctx)
 	return 0;
 }
 
-static int channel_print_cb(uint32_t id, json_t *rec, void *ctx)
+static json_t *strs_json(const struct ptv_str *v, unsigned n, bool redact)
 {
-	struct print_ctx *p = ctx;
-	const char *off;
-	json_t *copy;
+	json_t *a = json_array();
+	char buf[4096];
 
-	if (!json_is_true(json_object_get(rec, "present")))
-		return 0;
-	copy = json_deep_copy(rec);
-	redact_urls(copy, "urls");
-	if (p->arr) {
-		json_array_append_new(p->arr, copy);
-		return 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (redact)
+			ptv_redact_url(v[i].p, buf, sizeof(buf));
+		json_array_append_new(a, json_string(redact ? buf : v[i].p));
 	}
-	off = json_is_true(json_object_get(copy, "enabled"))
-		      ? NULL
-		      : json_string_value(json_object_get(copy, "off_reason"));
-	fprintf(p->out, "%-8s %-40s %-20s%s%s%s\n",
-		json_string_value(json_object_get(copy, "number")) ?: "",
-		json_string_value(json_object_get(copy, "name")) ?: "",
-		json_string_value(json_object_get(copy, "group")) ?: "", off ? " [off: " : "",
-		off ? off : "", off ? "]" : "");
-	json_decref(copy);
-	return 0;
+	return a;
 }
 
-static int print_records(struct ptv_store *s, enum ptv_store_db db, FILE *out, bool json,
+/* A channel as people and scripts see it: JSON with credentials redacted. */
+static json_t *chanrec_json(const struct ptv_chanrec *r)
+{
+	static const char *const kinds[] = { "?", "url", "acestream", "file" };
+	json_t *hdrs = json_object();
+
+	for (unsigned i = 0; i < r->n_headers; i++)
+		json_object_set_new(hdrs, r->hdr_names[i].p, json_string(r->hdr_values[i].p));
+	return json_pack("{s:i, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:b, s:b, s:b, "
+			 "s:b, s:f, s:s}",
+			 "id", (json_int_t)r->id, "source", (json_int_t)r->source, "number",
+			 r->number.p, "name", r->name.p, "tvg_id", r->tvg_id.p, "tvg_name",
+			 r->tvg_name.p, "logo", r->logo.p, "group", r->group.p, "kind",
+			 kinds[r->kind < 4 ? r->kind : 0], "urls", strs_json(r->urls, r->n_urls, true),
+			 "headers", hdrs, "enabled", r->flags & PTV_CHANREC_ENABLED, "drm",
+			 r->flags & PTV_CHANREC_DRM, "radio", r->flags & PTV_CHANREC_RADIO, "hd",
+			 r->flags & PTV_CHANREC_HD, "shift", r->shift, "off_reason", r->off_reason.p);
+}
+
+static int channel_print_txn(MDB_txn *txn, void *arg)
+{
+	struct print_ctx *p = arg;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int m = mdb_cursor_open(txn, ptv_store_dbi(p->store, PTV_DB_CHANNELS), &cur);
+
+	if (m)
+		return ptv_store_err(m);
+	while (!(m = mdb_cursor_get(cur, &k, &v, MDB_NEXT))) {
+		struct ptv_chanrec r;
+		json_t *o;
+
+		if (ptv_chanrec_decode(v.mv_data, v.mv_size, &r) ||
+		    !(r.flags & PTV_CHANREC_PRESENT))
+			continue;
+		if (!p->arr) {
+			fprintf(p->out, "%-8s %-40s %-20s%s%s%s\n", r.number.p, r.name.p, r.group.p,
+				r.flags & PTV_CHANREC_ENABLED ? "" : " [off: ",
+				r.flags & PTV_CHANREC_ENABLED ? "" : r.off_reason.p,
+				r.flags & PTV_CHANREC_ENABLED ? "" : "]");
+			continue;
+		}
+		o = chanrec_json(&r);
+		if (o)
+			json_array_append_new(p->arr, o);
+	}
+	mdb_cursor_close(cur);
+	return m == MDB_NOTFOUND ? 0 : ptv_store_err(m);
+}
+
+static int print_records(struct ptv_store *s, FILE *out, bool json,
 			 int (*cb)(uint32_t, json_t *, void *))
 {
-	struct print_ctx p = { out, json ? json_array() : NULL };
-	int ret = records_each(s, db, cb, &p);
+	struct print_ctx p = { s, out, json ? json_array() : NULL };
+	int ret = cb ? records_each(s, PTV_DB_SOURCES, cb, &p)
+		     : ptv_store_read(s, channel_print_txn, &p);
 
 	if (!ret && json) {
 		json_dumpf(p.arr, out, JSON_INDENT(2));
@@ -370,10 +414,10 @@ static int print_records(struct ptv_store *s, enum ptv_store_db db, FILE *out, b
 
 int ptv_sources_print(struct ptv_store *s, FILE *out, bool json)
 {
-	return print_records(s, PTV_DB_SOURCES, out, json, source_print_cb);
+	return print_records(s, out, json, source_print_cb);
 }
 
 int ptv_channels_print(struct ptv_store *s, FILE *out, bool json)
 {
-	return print_records(s, PTV_DB_CHANNELS, out, json, channel_print_cb);
+	return print_records(s, out, json, NULL);
 }

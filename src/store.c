@@ -719,8 +719,9 @@ static int ptv_store_initial_map(struct ptv_store *s, const struct ptv_store_opt
  * ---- open: walk every page ----
  *
  * LMDB trusts page numbers and offsets it reads: garbage inside a data page sends it past the
- * end of the file (SIGBUS) or the map (SIGSEGV). Meta-page damage and truncation are caught
- * above; this walk finds the rest at open, where a fault can still become a clear error. It
+ * end of the file (SIGBUS) or the map (SIGSEGV), or into an assertion (abort). Meta-page damage
+ * and truncation are caught above; this walk finds the rest at open, where a fault can still
+ * become a clear error. It
  * visits every key of every database, touching each value's ends (overflow pages). The signal
  * handlers are ours only for the walk, and only this thread's faults are caught: a fault on
  * another thread puts the previous handler back and re-executes into it.
@@ -733,6 +734,17 @@ static void ptv_store_fault(int sig, siginfo_t *si, void *uc)
 	if (ptv_store_fault_jmp)
 		siglongjmp(*ptv_store_fault_jmp, sig);
 	sigaction(sig, sig == SIGBUS ? &ptv_store_prev_bus : &ptv_store_prev_segv, NULL);
+}
+
+/* LMDB checks some invariants with assertions that abort: same treatment as a fault. */
+static void ptv_store_assert(MDB_env *env, const char *msg)
+{
+	const struct ptv_store *s = mdb_env_get_userctx(env);
+
+	if (ptv_store_fault_jmp)
+		siglongjmp(*ptv_store_fault_jmp, SIGABRT);
+	ptv_error(MOD, "%s: LMDB assertion failed, the file is probably damaged: %s",
+		  s ? s->path : "store", msg);
 }
 
 static int ptv_store_walk_dbi(MDB_txn *txn, MDB_dbi dbi)
@@ -815,6 +827,8 @@ static int ptv_store_env_open(struct ptv_store *s, const struct ptv_store_opts *
 		return ptv_store_err(rc);
 	mdb_env_set_maxdbs(s->env, PTV_DB_COUNT);
 	mdb_env_set_maxreaders(s->env, PTV_STORE_MAX_READERS);
+	mdb_env_set_userctx(s->env, s);
+	mdb_env_set_assert(s->env, ptv_store_assert);
 	/* No mapsize yet: LMDB then maps what the file records, which we only ever raise. */
 	rc = mdb_env_open(s->env, s->path, flags, 0600);
 	if (rc)

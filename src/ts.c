@@ -48,6 +48,7 @@ void ptv_ts_state_restart(struct ptv_ts_state *st)
 	 * PAT/PMT stay until replaced so a viewer joining meanwhile still gets a start. */
 	st->pmt_pid = st->program = st->video_pid = st->audio_pid = st->pcr_pid = -1;
 	st->video_codec = PTV_TS_CODEC_NONE;
+	st->pat_n = 0;
 	memset(st->in, 0, sizeof(st->in));
 	st->restarted = true;
 }
@@ -79,25 +80,43 @@ static bool psi_parse_pat(struct ptv_ts_state *st, const uint8_t *p)
 {
 	size_t len;
 	const uint8_t *s = psi_section(p, 0x00, &len);
+	bool kept = false;
 
 	if (!s)
 		return false;
-	for (size_t i = 8; i + 4 <= len - 4; i += 4) {
+	st->pat_n = 0;
+	for (size_t i = 8; i + 4 <= len - 4 && st->pat_n < PTV_TS_PROGRAMS; i += 4) {
 		int prog = (s[i] << 8) | s[i + 1];
 		int pid = ((s[i + 2] & 0x1f) << 8) | s[i + 3];
 
 		if (prog == 0)
 			continue; /* network PID */
-		if (pid != st->pmt_pid) {
-			st->pmt_pid = pid;
-			st->video_pid = st->audio_pid = st->pcr_pid = -1;
-			st->video_codec = PTV_TS_CODEC_NONE;
-			st->have_pmt = false;
-		}
-		st->program = prog;
-		return true;
+		st->pat_prog[st->pat_n] = (uint16_t)prog;
+		st->pat_pmt[st->pat_n++] = (uint16_t)pid;
+		kept |= pid == st->pmt_pid && prog == st->program;
 	}
-	return false;
+	if (!st->pat_n)
+		return false;
+	if (!kept) {
+		/* Our program is gone (or none yet): wait for the PMT of a listed one. */
+		st->pmt_pid = st->program = -1;
+		st->video_pid = st->audio_pid = st->pcr_pid = -1;
+		st->video_codec = PTV_TS_CODEC_NONE;
+		st->have_pmt = false;
+	}
+	return true;
+}
+
+/* The program whose PMT travels on @pid, or -1 when the PAT lists none there. */
+static int pat_program_of(const struct ptv_ts_state *st, unsigned pid)
+{
+	if (st->pmt_pid >= 0)
+		return (int)pid == st->pmt_pid ? st->program : -1;
+	for (unsigned i = 0; i < st->pat_n; i++) {
+		if (st->pat_pmt[i] == pid)
+			return st->pat_prog[i];
+	}
+	return -1;
 }
 
 static enum ptv_ts_codec video_codec(unsigned type)
@@ -147,13 +166,16 @@ static bool audio_type(unsigned type, const uint8_t *d, size_t n)
 	}
 }
 
-static bool psi_parse_pmt(struct ptv_ts_state *st, const uint8_t *p)
+static bool psi_parse_pmt(struct ptv_ts_state *st, const uint8_t *p, unsigned pid)
 {
+	int prog = pat_program_of(st, pid);
 	size_t len, i;
-	const uint8_t *s = psi_section(p, 0x02, &len);
+	const uint8_t *s = prog < 0 ? NULL : psi_section(p, 0x02, &len);
 
-	if (!s || ((s[3] << 8) | s[4]) != st->program)
+	if (!s || ((s[3] << 8) | s[4]) != prog)
 		return false;
+	st->pmt_pid = (int)pid;
+	st->program = prog;
 	st->pcr_pid = ((s[8] & 0x1f) << 8) | s[9];
 	st->video_pid = st->audio_pid = -1;
 	st->video_codec = PTV_TS_CODEC_NONE;
@@ -298,7 +320,7 @@ static unsigned ts_psi(struct ptv_ts_state *st, const uint8_t *p, unsigned pid)
 		st->have_pat = true;
 		return PTV_TS_F_PAT;
 	}
-	if ((int)pid == st->pmt_pid && psi_parse_pmt(st, p)) {
+	if (pid != PTV_TS_PID_PAT && psi_parse_pmt(st, p, pid)) {
 		memcpy(st->pmt, p, PTV_TS_PKT);
 		st->have_pmt = true;
 		return PTV_TS_F_PMT;

@@ -116,20 +116,20 @@
 #pragma once
 
 /* Protocols and demuxers allowed per kind; "dash" needs FFmpeg built with libxml2 (Debian is). */
-#define PTV_INGEST_URL_PROTOCOLS                                                                  \
-	"http,https,tcp,tls,crypto,hls,httpproxy,rtp,srtp,rtsp,rtsps,rtmp,rtmps,rtmpt,rtmpts,"   \
+#define PTV_INGEST_URL_PROTOCOLS                                                               \
+	"http,https,tcp,tls,crypto,hls,httpproxy,rtp,srtp,rtsp,rtsps,rtmp,rtmps,rtmpt,rtmpts," \
 	"rtmpe,rtmpte,ffrtmphttp,ffrtmpcrypt,udp,srt,rist"
-#define PTV_INGEST_URL_FORMATS                                                                    \
+#define PTV_INGEST_URL_FORMATS \
 	"mpegts,mpegtsraw,hls,dash,flv,live_flv,rtsp,rtp,mov,aac,mp3,ac3,eac3,webvtt"
 #define PTV_INGEST_FILE_FORMATS "mpegts,flv,mov"
 
 /** Exit statuses of the ingest child (see the contract above). */
 enum ptv_ingest_exit {
-	PTV_INGEST_EXIT_OK = 0,		/* parent gone, or end of a non-looping file */
-	PTV_INGEST_EXIT_CONFIG = 1,	/* bad config */
+	PTV_INGEST_EXIT_OK = 0,		 /* parent gone, or end of a non-looping file */
+	PTV_INGEST_EXIT_CONFIG = 1,	 /* bad config */
 	PTV_INGEST_EXIT_OPEN_FAILED = 2, /* no URL opened before the first packet: 806 */
-	PTV_INGEST_EXIT_NO_DATA = 3,	/* no packet before the first-packet deadline: 807 */
-	PTV_INGEST_EXIT_GAVE_UP = 4,	/* mid-stream, every URL used up its reconnects */
+	PTV_INGEST_EXIT_NO_DATA = 3,	 /* no packet before the first-packet deadline: 807 */
+	PTV_INGEST_EXIT_GAVE_UP = 4,	 /* mid-stream, every URL used up its reconnects */
 };
 
 /**

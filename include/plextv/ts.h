@@ -96,7 +96,13 @@ enum ptv_ts_flags {
 	PTV_TS_F_DISC = 1u << 4,   /* we set discontinuity_indicator (timebase jump) */
 };
 
+#define PTV_TS_PROGRAMS 16
+
 struct ptv_ts_state {
+	/* Programs listed by the last PAT (the ingest child writes one; captures may list
+	 * programs whose PMT never comes, so the first PMT that does come wins). */
+	uint16_t pat_prog[PTV_TS_PROGRAMS], pat_pmt[PTV_TS_PROGRAMS];
+	unsigned pat_n;
 	/* Program, learnt from the PAT and PMT. -1: not known yet. */
 	int pmt_pid;
 	int program;
