@@ -210,13 +210,16 @@ static bool server_stop_threads(struct server *srv, unsigned running, bool drain
 	bool all = true;
 
 	for (unsigned i = 0; i < running; i++) {
+		/* A reactor that failed to start has no loop: its thread ends by itself. */
+		if (!srv->threads[i].r)
+			continue;
 		if (drain)
 			ptv_reactor_post(srv->threads[i].r, thread_drain_task, &srv->threads[i]);
 		ptv_reactor_stop(srv->threads[i].r);
 	}
 	deadline_in(&deadline, srv->cfg.shutdown_timeout_ms);
 	for (unsigned i = 0; i < running; i++) {
-		if (!thread_join_by(&srv->threads[i], &deadline)) {
+		if (!thread_join_by(&srv->threads[i], &deadline) && srv->threads[i].r) {
 			ptv_warn("server", "reactor %u: shutdown timeout, closing its connections",
 				 i);
 			ptv_reactor_post(srv->threads[i].r, thread_close_all_task,

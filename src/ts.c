@@ -182,17 +182,17 @@ static bool psi_parse_pmt(struct ptv_ts_state *st, const uint8_t *p, unsigned pi
 	i = 12u + ((((unsigned)s[10] & 0x0f) << 8) | s[11]);
 	while (i + 5 <= len - 4) {
 		unsigned type = s[i];
-		int pid = ((s[i + 1] & 0x1f) << 8) | s[i + 2];
+		int es_pid = ((s[i + 1] & 0x1f) << 8) | s[i + 2];
 		size_t dlen = (((size_t)s[i + 3] & 0x0f) << 8) | s[i + 4];
 		enum ptv_ts_codec codec = video_codec(type);
 
 		if (i + 5 + dlen > len - 4)
 			break;
 		if (codec != PTV_TS_CODEC_NONE && st->video_pid < 0) {
-			st->video_pid = pid;
+			st->video_pid = es_pid;
 			st->video_codec = codec;
 		} else if (st->audio_pid < 0 && audio_type(type, s + i + 5, dlen)) {
-			st->audio_pid = pid;
+			st->audio_pid = es_pid;
 		}
 		i += 5 + dlen;
 	}
