@@ -8,8 +8,8 @@
 
 static void put_u32(struct ptv_buf *b, uint32_t v)
 {
-	unsigned char le[4] = { (unsigned char)v, (unsigned char)(v >> 8),
-				(unsigned char)(v >> 16), (unsigned char)(v >> 24) };
+	unsigned char le[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+			       (unsigned char)(v >> 24)};
 
 	ptv_buf_append(b, le, 4);
 }
@@ -24,7 +24,7 @@ static void put_str(struct ptv_buf *b, struct ptv_str s)
 
 int ptv_chanrec_encode(const struct ptv_chanrec *r, struct ptv_buf *out)
 {
-	unsigned char head[8] = { PTV_CHANREC_VERSION, r->kind, r->flags, 0 };
+	unsigned char head[8] = {PTV_CHANREC_VERSION, r->kind, r->flags, 0};
 	uint64_t shift;
 
 	if (r->n_urls > PTV_CHANREC_MAX_URLS || r->n_headers > PTV_CHANREC_MAX_HEADERS)
@@ -79,7 +79,7 @@ static uint32_t get_u32(struct reader *rd)
 
 static struct ptv_str get_str(struct reader *rd)
 {
-	struct ptv_str s = { "", 0 };
+	struct ptv_str s = {"", 0};
 	uint32_t len = get_u32(rd);
 
 	if (rd->bad || len >= rd->left || rd->p[len] != '\0') {
@@ -95,7 +95,7 @@ static struct ptv_str get_str(struct reader *rd)
 
 int ptv_chanrec_decode(const void *data, size_t len, struct ptv_chanrec *r)
 {
-	struct reader rd = { data, len, false };
+	struct reader rd = {data, len, false};
 	uint64_t shift;
 	uint32_t counts;
 
@@ -134,7 +134,7 @@ int ptv_chanrec_decode(const void *data, size_t len, struct ptv_chanrec *r)
 
 uint32_t ptv_chanrec_peek_source(const void *data, size_t len)
 {
-	struct reader rd = { (const unsigned char *)data + 8, len >= 12 ? len - 8 : 0, false };
+	struct reader rd = {(const unsigned char *)data + 8, len >= 12 ? len - 8 : 0, false};
 
 	return len >= CHANREC_FIXED + 4 ? get_u32(&rd) : 0;
 }

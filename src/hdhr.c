@@ -10,8 +10,8 @@
 #include "plextv/log.h"
 
 #define CT_JSON "application/json"
-#define CT_XML "application/xml; charset=utf-8"
-#define CT_M3U "audio/x-mpegurl; charset=utf-8"
+#define CT_XML	"application/xml; charset=utf-8"
+#define CT_M3U	"audio/x-mpegurl; charset=utf-8"
 
 struct ptv_hdhr {
 	struct ptv_lineup_svc *svc;
@@ -36,14 +36,14 @@ static const struct {
 	const char *name; /* metrics label */
 	enum hdhr_doc doc;
 } hdhr_docs[] = {
-	{ "/discover.json", "discover", DOC_DISCOVER },
-	{ "/lineup.json", "lineup_json", DOC_LINEUP_JSON },
-	{ "/lineup.m3u", "lineup_m3u", DOC_LINEUP_M3U },
-	{ "/lineup.xml", "lineup_xml", DOC_LINEUP_XML },
-	{ "/device.xml", "device_xml", DOC_DEVICE_XML },
-	{ "/status.json", "status", DOC_STATUS },
-	{ "/lineup_status.json", "lineup_status", DOC_LINEUP_STATUS },
-	{ "/lineup.post", "lineup_post", DOC_LINEUP_POST },
+	{"/discover.json", "discover", DOC_DISCOVER},
+	{"/lineup.json", "lineup_json", DOC_LINEUP_JSON},
+	{"/lineup.m3u", "lineup_m3u", DOC_LINEUP_M3U},
+	{"/lineup.xml", "lineup_xml", DOC_LINEUP_XML},
+	{"/device.xml", "device_xml", DOC_DEVICE_XML},
+	{"/status.json", "status", DOC_STATUS},
+	{"/lineup_status.json", "lineup_status", DOC_LINEUP_STATUS},
+	{"/lineup.post", "lineup_post", DOC_LINEUP_POST},
 };
 
 static enum hdhr_doc doc_find(const char *rest)
@@ -88,7 +88,7 @@ static int lineup_post(struct ptv_hdhr *x, struct ptv_http_req *req)
 static int status_json(struct ptv_hdhr *x, struct ptv_http_req *req,
 		       const struct ptv_lineup_device *d, unsigned device)
 {
-	struct ptv_buf b = { 0 };
+	struct ptv_buf b = {0};
 	int ret = 0;
 
 	if (x->hooks.status) {
@@ -225,7 +225,7 @@ int ptv_hdhr_routes_register(struct ptv_router *rt, struct ptv_lineup_svc *svc,
 			     const struct ptv_hdhr_hooks *hooks, struct ptv_hdhr **out)
 {
 	struct ptv_hdhr *x = ptv_xcalloc(1, sizeof(*x));
-	struct ptv_route r = { .methods = PTV_HTTP_GET | PTV_HTTP_POST, .ctx = x };
+	struct ptv_route r = {.methods = PTV_HTTP_GET | PTV_HTTP_POST, .ctx = x};
 	int ret = 0;
 
 	x->svc = svc;

@@ -375,8 +375,8 @@ static int req_split_target(struct ptv_http_req *req)
 
 static void req_account(struct ptv_http_req *req)
 {
-	struct ptv_route_entry *e = req->route ? req->route
-					       : ptv_router_unmatched(req->conn->srv->router);
+	struct ptv_route_entry *e =
+		req->route ? req->route : ptv_router_unmatched(req->conn->srv->router);
 	uint64_t now = ptv_now_ns();
 
 	ptv_metric_inc(ptv_route_entry_requests(e, req->status));
@@ -387,7 +387,7 @@ static void req_account(struct ptv_http_req *req)
 
 static void req_reset(struct ptv_http_req *req)
 {
-	struct ptv_buf *bufs[] = { &req->url, &req->path, &req->hbuf, &req->body, &req->extra };
+	struct ptv_buf *bufs[] = {&req->url, &req->path, &req->hbuf, &req->body, &req->extra};
 
 	for (size_t i = 0; i < PTV_ARRAY_SIZE(bufs); i++) {
 		/* Keep small buffers for the next request; give big ones back (idle memory). */
@@ -602,25 +602,44 @@ void http_conn_drained(struct http_conn *c)
 const char *ptv_http_reason(int status)
 {
 	switch (status) {
-	case 200: return "OK";
-	case 204: return "No Content";
-	case 206: return "Partial Content";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 304: return "Not Modified";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 503: return "Service Unavailable";
-	default: return "Unknown";
+	case 200:
+		return "OK";
+	case 204:
+		return "No Content";
+	case 206:
+		return "Partial Content";
+	case 301:
+		return "Moved Permanently";
+	case 302:
+		return "Found";
+	case 304:
+		return "Not Modified";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 413:
+		return "Content Too Large";
+	case 414:
+		return "URI Too Long";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return "Unknown";
 	}
 }
 
@@ -649,7 +668,7 @@ static int resp_head(struct ptv_http_req *req, int status, const char *ctype, in
 		     const char *framing)
 {
 	struct http_conn *c = req->conn;
-	struct ptv_buf h = { 0 };
+	struct ptv_buf h = {0};
 	char *p;
 	size_t n;
 
@@ -924,7 +943,7 @@ int ptv_http_req_query_param(const struct ptv_http_req *req, const char *name, c
 		size_t klen = eq ? (size_t)(eq - q) : (size_t)(amp - q);
 
 		if (klen == nlen && !strncmp(q, name, nlen)) {
-			struct ptv_buf v = { 0 };
+			struct ptv_buf v = {0};
 			int ret = eq ? url_decode(eq + 1, (size_t)(amp - eq - 1), &v, true) : 0;
 
 			if (!ret)

@@ -56,7 +56,7 @@ int ptv_http_check_addr_free(const struct sockaddr *addr, socklen_t len)
 
 void http_error_count(struct ptv_http_server *s, const char *reason)
 {
-	const char *values[] = { reason, NULL };
+	const char *values[] = {reason, NULL};
 
 	ptv_metric_inc(ptv_metric_get(s->m_errors, values));
 }
@@ -551,11 +551,11 @@ int ptv_http_server_new(struct ptv_reactor *r, struct ptv_router *router,
 			struct ptv_http_shared *shared, const struct ptv_http_limits *limits,
 			int listen_fd, struct ptv_http_server **out)
 {
-	static const char *const err_labels[] = { "reason", NULL };
+	static const char *const err_labels[] = {"reason", NULL};
 	struct ptv_http_server *s = ptv_xcalloc(1, sizeof(*s));
-	static const char *const res_accepted[] = { "accepted", NULL };
-	static const char *const res_refused[] = { "refused", NULL };
-	static const char *const res_labels[] = { "result", NULL };
+	static const char *const res_accepted[] = {"accepted", NULL};
+	static const char *const res_refused[] = {"refused", NULL};
+	static const char *const res_labels[] = {"result", NULL};
 	struct ptv_metric_family *conns;
 
 	s->r = r;
@@ -606,8 +606,7 @@ void ptv_http_server_drain(struct ptv_http_server *s)
 		s->accept_inflight++;
 	}
 	/* Idle keep-alive connections go now; busy ones close after their response. */
-	ptv_list_for_each_safe(pos, tmp, &s->conns)
-	{
+	ptv_list_for_each_safe (pos, tmp, &s->conns) {
 		struct http_conn *c = ptv_container_of(pos, struct http_conn, node);
 
 		if (c->tkind == HTTP_T_IDLE || (c->tkind == HTTP_T_HEADER && !c->head_started))
@@ -621,8 +620,7 @@ void ptv_http_server_close_all(struct ptv_http_server *s)
 {
 	struct ptv_list *pos, *tmp;
 
-	ptv_list_for_each_safe(pos, tmp, &s->conns)
-	{
+	ptv_list_for_each_safe (pos, tmp, &s->conns) {
 		http_conn_close(ptv_container_of(pos, struct http_conn, node), true);
 	}
 }
@@ -646,8 +644,7 @@ void ptv_http_server_free(struct ptv_http_server *s)
 	if (!s)
 		return;
 	/* The ring is gone: whatever was in flight can no longer complete. */
-	ptv_list_for_each_safe(pos, tmp, &s->conns)
-	{
+	ptv_list_for_each_safe (pos, tmp, &s->conns) {
 		struct http_conn *c = ptv_container_of(pos, struct http_conn, node);
 
 		/* Timer neighbours may already be freed: detach without touching them. */

@@ -12,10 +12,10 @@
 #include "plextv/metrics.h"
 #include "plextv/reactor.h"
 
-#define HTTP_IOV_MAX 64
-#define HTTP_OUT_HIGH (256u * 1024) /* stop parsing further requests above this much queued */
-#define HTTP_STREAM_LOW (64u * 1024) /* a stream producer is asked for more below this */
-#define HTTP_LINGER_MS 2000u
+#define HTTP_IOV_MAX	64
+#define HTTP_OUT_HIGH	(256u * 1024) /* stop parsing further requests above this much queued */
+#define HTTP_STREAM_LOW (64u * 1024)  /* a stream producer is asked for more below this */
+#define HTTP_LINGER_MS	2000u
 #define HTTP_REFUSE_MAX 256u /* refused connections allowed to linger while their 503 goes out */
 
 /* One queued piece of output: owned bytes or a blob reference. */
@@ -44,9 +44,9 @@ struct ptv_http_req {
 	struct http_conn *conn;
 	unsigned method;
 	uint8_t major, minor;
-	struct ptv_buf url;   /* raw request target */
-	struct ptv_buf path;  /* percent-decoded path */
-	struct ptv_buf hbuf;  /* header names and values, NUL-separated */
+	struct ptv_buf url;  /* raw request target */
+	struct ptv_buf path; /* percent-decoded path */
+	struct ptv_buf hbuf; /* header names and values, NUL-separated */
 	struct http_hdr *hdrs;
 	unsigned nhdrs, hdrs_cap;
 	bool in_field; /* llhttp is delivering a header name (vs a value) */
@@ -79,7 +79,7 @@ struct http_conn {
 	enum http_timer_kind tkind;
 
 	llhttp_t parser;
-	bool parser_paused; /* llhttp returned HPE_PAUSED at a message end */
+	bool parser_paused;   /* llhttp returned HPE_PAUSED at a message end */
 	struct ptv_buf inbuf; /* received, not yet parsed */
 	/* Pre-scan of the request head (see http.h). */
 	bool in_head, head_started, sc_prev_cr, sc_line_start, sc_line_empty, sc_seen_line;

@@ -132,21 +132,21 @@ static void entry_to_rec(const struct import_entry *e, uint32_t source, struct p
 static int chanrec_put(MDB_txn *txn, struct import_ctx *x, const struct ptv_chanrec *r)
 {
 	uint32_t key = htonl(r->id);
-	MDB_val k = { sizeof(key), &key }, v;
+	MDB_val k = {sizeof(key), &key}, v;
 	int rc;
 
 	ptv_buf_reset(&x->recbuf);
 	rc = ptv_chanrec_encode(r, &x->recbuf);
 	if (rc)
 		return rc;
-	v = (MDB_val){ x->recbuf.len, x->recbuf.data };
+	v = (MDB_val){x->recbuf.len, x->recbuf.data};
 	rc = mdb_put(txn, ptv_store_dbi(x->store, PTV_DB_CHANNELS), &k, &v, 0);
 	return rc ? ptv_store_err(rc) : 0;
 }
 
 static int number_owner(MDB_txn *txn, struct import_ctx *x, const char *number, uint32_t *owner)
 {
-	MDB_val k = { strlen(number), (void *)number }, v;
+	MDB_val k = {strlen(number), (void *)number}, v;
 	int rc;
 
 	if (ptv_strmap_get(&x->taken, number, owner))
@@ -242,15 +242,15 @@ static int numbers_write(MDB_txn *txn, struct import_ctx *x, const struct import
 {
 	MDB_dbi dbi = ptv_store_dbi(x->store, PTV_DB_NUMBERS);
 	uint32_t be = htonl(e->id), owner;
-	MDB_val k, v = { sizeof(be), &be };
+	MDB_val k, v = {sizeof(be), &be};
 	int rc;
 
 	if (e->old_number[0] && strcmp(e->old_number, e->number)) {
-		k = (MDB_val){ strlen(e->old_number), (void *)e->old_number };
+		k = (MDB_val){strlen(e->old_number), (void *)e->old_number};
 		if (!number_owner(txn, x, e->old_number, &owner) && owner == e->id)
 			mdb_del(txn, dbi, &k, NULL);
 	}
-	k = (MDB_val){ strlen(e->number), (void *)e->number };
+	k = (MDB_val){strlen(e->number), (void *)e->number};
 	rc = mdb_put(txn, dbi, &k, &v, 0);
 	return rc ? ptv_store_err(rc) : 0;
 }
@@ -322,8 +322,8 @@ static int import_txn(MDB_txn *txn, void *arg)
 /* Providers mark HD in the name: "CNN HD", "BBC One (1080p)", "ESPN FHD". */
 static bool name_says_hd(const char *name)
 {
-	static const char *const marks[] = { "HD", "FHD", "UHD", "4K", "720p", "1080p", "1080i",
-					     "2160p" };
+	static const char *const marks[] = {"HD",   "FHD",   "UHD",   "4K",
+					    "720p", "1080p", "1080i", "2160p"};
 	const char *p;
 
 	for (size_t i = 0; i < PTV_ARRAY_SIZE(marks); i++) {
@@ -378,8 +378,8 @@ static void import_prepare(struct import_ctx *x)
 int ptv_sources_import_m3u(struct ptv_store *s, const struct ptv_import_m3u_opts *o,
 			   struct ptv_import_report *rep)
 {
-	struct import_coll coll = { 0 };
-	struct import_ctx x = { .store = s, .opts = o, .rep = rep, .coll = &coll };
+	struct import_coll coll = {0};
+	struct import_ctx x = {.store = s, .opts = o, .rep = rep, .coll = &coll};
 	uint64_t t0 = ptv_now_ns();
 	int ret;
 
@@ -424,8 +424,7 @@ void ptv_import_report_format(const struct ptv_import_report *r, char *buf, size
 		     (unsigned long long)r->number_conflicts, errs, r->seconds);
 	for (int i = 0; i < PTV_M3U_ERR_COUNT && n > 0 && (size_t)n < len; i++) {
 		if (r->errors[i])
-			n += snprintf(buf + n, len - (size_t)n, "%s %s=%llu",
-				      i ? "" : ";", ptv_m3u_error_name(i),
-				      (unsigned long long)r->errors[i]);
+			n += snprintf(buf + n, len - (size_t)n, "%s %s=%llu", i ? "" : ";",
+				      ptv_m3u_error_name(i), (unsigned long long)r->errors[i]);
 	}
 }

@@ -54,7 +54,7 @@ struct import_ctx {
 	struct import_coll *coll;
 	struct import_filters filters;
 	uint32_t source_id;
-	json_t *source;	    /* the source record being written */
+	json_t *source; /* the source record being written */
 	char location[2048];
 	char name[256];
 	struct import_old *old;

@@ -103,8 +103,8 @@ static int collect_url(struct import_ctx *x, struct collect_sink *cs)
 #ifndef PTV_HAVE_FETCH
 	return -ENOTSUP;
 #else
-	struct ptv_fetch_opts fo = { 0 };
-	struct ptv_fetch_result res = { 0 };
+	struct ptv_fetch_opts fo = {0};
+	struct ptv_fetch_result res = {0};
 	int ret;
 
 	ptv_fetch_opts_init(&fo);
@@ -121,13 +121,14 @@ static int collect_url(struct import_ctx *x, struct collect_sink *cs)
 
 int import_collect(struct import_ctx *x, int (*cb)(const struct ptv_m3u_entry *e, void *ctx))
 {
-	struct collect_sink cs = { 0 };
+	struct collect_sink cs = {0};
 	const struct ptv_m3u_stats *st;
 	int ret;
 
 	snprintf(x->location, sizeof(x->location), "%s", x->opts->location);
 	if (!is_url(x->location) && !x->opts->allow_file) {
-		snprintf(x->rep->error, sizeof(x->rep->error), "only http(s) URLs are allowed here");
+		snprintf(x->rep->error, sizeof(x->rep->error),
+			 "only http(s) URLs are allowed here");
 		return -EPERM;
 	}
 	ret = ptv_m3u_parser_new(cb, x->coll, &cs.parser);
@@ -230,7 +231,8 @@ int import_source_finish(MDB_txn *txn, struct import_ctx *x)
 	int ret;
 
 	for (int i = 0; i < PTV_M3U_ERR_COUNT; i++)
-		json_object_set_new(errs, ptv_m3u_error_name(i), json_integer((json_int_t)r->errors[i]));
+		json_object_set_new(errs, ptv_m3u_error_name(i),
+				    json_integer((json_int_t)r->errors[i]));
 	json_object_set_new(x->source, "location", json_string(x->location));
 	json_object_set_new(x->source, "url_tvg", json_string(x->coll->url_tvg));
 	json_object_set_new(x->source, "last_attempt", json_real(now));

@@ -249,7 +249,7 @@ static int channel_cmp(const void *x, const void *y)
 
 static int lineup_load_channels(struct ptv_lineup *l, struct lineup_priv *p)
 {
-	struct load_ctx lc = { .p = p };
+	struct load_ctx lc = {.p = p};
 	int ret = ptv_store_read(p->store, load_records, &lc);
 
 	l->channels = lc.chans;

@@ -22,10 +22,10 @@ struct lineup_priv {
 
 struct lineup_build_opts {
 	struct ptv_store *store;
-	const char *base_url;	/* "http://192.168.1.10:8080", no trailing slash */
+	const char *base_url; /* "http://192.168.1.10:8080", no trailing slash */
 	const char *friendly_name;
 	unsigned tuners;
-	unsigned device_max;	/* channels per virtual device (Plex caps near 480) */
+	unsigned device_max; /* channels per virtual device (Plex caps near 480) */
 };
 
 int ptv_lineup_build(const struct lineup_build_opts *o, struct ptv_lineup **out);

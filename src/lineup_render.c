@@ -120,7 +120,7 @@ static void render_m3u_channels(struct ptv_buf *b, const struct ptv_lineup *l,
 static struct ptv_blob *render_m3u(const struct ptv_lineup *l, const char *base_url,
 				   const struct ptv_lineup_device *devs, unsigned n)
 {
-	struct ptv_buf b = { 0 };
+	struct ptv_buf b = {0};
 
 	ptv_buf_printf(&b, "#EXTM3U url-tvg=\"%s/xmltv.xml\" x-tvg-url=\"%s/xmltv.xml\"\n",
 		       base_url, base_url);
@@ -133,11 +133,21 @@ static void xml_text(struct ptv_buf *b, const char *s)
 {
 	for (; *s; s++) {
 		switch (*s) {
-		case '<': ptv_buf_puts(b, "&lt;"); break;
-		case '>': ptv_buf_puts(b, "&gt;"); break;
-		case '&': ptv_buf_puts(b, "&amp;"); break;
-		case '"': ptv_buf_puts(b, "&quot;"); break;
-		case '\'': ptv_buf_puts(b, "&apos;"); break;
+		case '<':
+			ptv_buf_puts(b, "&lt;");
+			break;
+		case '>':
+			ptv_buf_puts(b, "&gt;");
+			break;
+		case '&':
+			ptv_buf_puts(b, "&amp;");
+			break;
+		case '"':
+			ptv_buf_puts(b, "&quot;");
+			break;
+		case '\'':
+			ptv_buf_puts(b, "&apos;");
+			break;
 		default:
 			/* Control characters are not allowed in XML 1.0. */
 			if ((unsigned char)*s >= 0x20 || *s == '\t')
@@ -149,7 +159,7 @@ static void xml_text(struct ptv_buf *b, const char *s)
 static struct ptv_blob *render_lineup_xml(const struct ptv_lineup *l,
 					  const struct ptv_lineup_device *d)
 {
-	struct ptv_buf b = { 0 };
+	struct ptv_buf b = {0};
 	char url[700];
 
 	ptv_buf_puts(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<Lineup>");
@@ -173,7 +183,7 @@ static struct ptv_blob *render_lineup_xml(const struct ptv_lineup *l,
 
 static struct ptv_blob *render_device_xml(const struct ptv_lineup_device *d)
 {
-	struct ptv_buf b = { 0 };
+	struct ptv_buf b = {0};
 
 	ptv_buf_puts(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 			 "<root xmlns=\"urn:schemas-upnp-org:device-1-0\">\n"
@@ -184,12 +194,13 @@ static struct ptv_blob *render_device_xml(const struct ptv_lineup_device *d)
 			 "    <deviceType>urn:schemas-upnp-org:device:MediaServer:1</deviceType>\n"
 			 "    <friendlyName>");
 	xml_text(&b, d->friendly_name);
-	ptv_buf_printf(&b,
-		       "</friendlyName>\n    <manufacturer>Silicondust</manufacturer>\n"
-		       "    <modelName>HDTC-2US</modelName>\n    <modelNumber>HDTC-2US</modelNumber>\n"
-		       "    <serialNumber>%s</serialNumber>\n    <UDN>uuid:%s</UDN>\n"
-		       "  </device>\n</root>\n",
-		       d->id.device_id_hex, d->id.uuid);
+	ptv_buf_printf(
+		&b,
+		"</friendlyName>\n    <manufacturer>Silicondust</manufacturer>\n"
+		"    <modelName>HDTC-2US</modelName>\n    <modelNumber>HDTC-2US</modelNumber>\n"
+		"    <serialNumber>%s</serialNumber>\n    <UDN>uuid:%s</UDN>\n"
+		"  </device>\n</root>\n",
+		d->id.device_id_hex, d->id.uuid);
 	return ptv_blob_from_buf(&b);
 }
 
@@ -222,7 +233,8 @@ int lineup_devices_build(const struct lineup_build_opts *o, struct ptv_lineup *l
 		if (ret)
 			break;
 		if (i == 0) {
-			snprintf(d->friendly_name, sizeof(d->friendly_name), "%s", o->friendly_name);
+			snprintf(d->friendly_name, sizeof(d->friendly_name), "%s",
+				 o->friendly_name);
 			snprintf(d->base_url, sizeof(d->base_url), "%s", o->base_url);
 		} else {
 			snprintf(d->friendly_name, sizeof(d->friendly_name), "%s %u",

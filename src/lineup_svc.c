@@ -238,7 +238,7 @@ static void refresh_one(uint32_t id, void *ctx)
 {
 	struct ptv_lineup_svc *svc = ctx;
 	struct ptv_import_report rep;
-	const char *labels[] = { NULL, NULL };
+	const char *labels[] = {NULL, NULL};
 	char line[512], sid[16];
 	int ret = ptv_sources_refresh(svc->store, id, &rep);
 
@@ -309,10 +309,10 @@ void ptv_lineup_svc_scan_state(struct ptv_lineup_svc *svc, bool *running, unsign
 
 /* ---- lifecycle ---- */
 
-int ptv_lineup_svc_new(const struct ptv_config *cfg, struct ptv_store *store,
-		       struct ptv_pool *pool, struct ptv_lineup_svc **out)
+int ptv_lineup_svc_new(const struct ptv_config *cfg, struct ptv_store *store, struct ptv_pool *pool,
+		       struct ptv_lineup_svc **out)
 {
-	static const char *const res_labels[] = { "result", NULL };
+	static const char *const res_labels[] = {"result", NULL};
 	struct ptv_lineup_svc *svc = ptv_xcalloc(1, sizeof(*svc));
 	int ret;
 
@@ -333,8 +333,9 @@ int ptv_lineup_svc_new(const struct ptv_config *cfg, struct ptv_store *store,
 	svc->m_devices = ptv_metric_simple("plextv_lineup_devices",
 					   "Virtual HDHomeRun devices in the published lineup",
 					   PTV_METRIC_GAUGE);
-	svc->m_builds = ptv_metric_simple("plextv_lineup_builds_total",
-					  "Lineup snapshots built and published", PTV_METRIC_COUNTER);
+	svc->m_builds =
+		ptv_metric_simple("plextv_lineup_builds_total",
+				  "Lineup snapshots built and published", PTV_METRIC_COUNTER);
 	svc->m_refresh = ptv_metrics_family("plextv_source_refresh_total",
 					    "Scheduled or requested source refreshes, by result",
 					    PTV_METRIC_COUNTER, res_labels, NULL, 0, 4);

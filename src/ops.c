@@ -25,7 +25,7 @@ struct metrics_job {
 static void metrics_render_work(void *arg)
 {
 	struct metrics_job *job = arg;
-	struct ptv_buf out = { 0 };
+	struct ptv_buf out = {0};
 
 	/* Collectors read /proc and sum every shard: pool work, not reactor work. */
 	if (!ptv_metrics_render(&out))
@@ -65,10 +65,15 @@ static int metrics_handler(struct ptv_http_req *req, void *ctx)
 int ptv_ops_routes_register(struct ptv_router *rt, struct ptv_pool *pool)
 {
 	const struct ptv_route routes[] = {
-		{ .name = "health", .methods = PTV_HTTP_GET, .path = "/health",
-		  .fn = health_handler },
-		{ .name = "metrics", .methods = PTV_HTTP_GET, .path = "/metrics",
-		  .fn = metrics_handler, .ctx = pool },
+		{.name = "health",
+		 .methods = PTV_HTTP_GET,
+		 .path = "/health",
+		 .fn = health_handler},
+		{.name = "metrics",
+		 .methods = PTV_HTTP_GET,
+		 .path = "/metrics",
+		 .fn = metrics_handler,
+		 .ctx = pool},
 	};
 	int ret = 0;
 
@@ -79,8 +84,8 @@ int ptv_ops_routes_register(struct ptv_router *rt, struct ptv_pool *pool)
 
 void ptv_ops_build_info(const char *io_backend)
 {
-	static const char *const names[] = { "version", "commit",      "io_backend",
-					     "llhttp",	"libavformat", NULL };
+	static const char *const names[] = {"version", "commit",      "io_backend",
+					    "llhttp",  "libavformat", NULL};
 	struct ptv_metric_family *f;
 	char llhttp[32];
 	const char *values[6];

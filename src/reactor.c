@@ -12,7 +12,7 @@
 #include "plextv/reactor.h"
 
 #define PTV_WHEEL_SLOTS 2048u /* x 50 ms = 102 s before a timer needs a second lap */
-#define PTV_BUF_GROUP 0
+#define PTV_BUF_GROUP	0
 
 struct ptv_inbox_task {
 	struct ptv_inbox_task *next;
@@ -91,8 +91,8 @@ static int reactor_ring_init(struct ptv_reactor *r, unsigned entries)
 static int reactor_probe(struct ptv_reactor *r)
 {
 	struct io_uring_probe *probe = io_uring_get_probe_ring(&r->ring);
-	static const int needed[] = { IORING_OP_ACCEPT, IORING_OP_RECV, IORING_OP_SENDMSG,
-				      IORING_OP_READ, IORING_OP_ASYNC_CANCEL };
+	static const int needed[] = {IORING_OP_ACCEPT, IORING_OP_RECV, IORING_OP_SENDMSG,
+				     IORING_OP_READ, IORING_OP_ASYNC_CANCEL};
 	int ret = 0;
 
 	if (!probe)
@@ -114,7 +114,7 @@ static int reactor_probe(struct ptv_reactor *r)
 
 static int reactor_bufs_init(struct ptv_reactor *r)
 {
-	struct io_uring_buf_reg reg = { 0 };
+	struct io_uring_buf_reg reg = {0};
 	unsigned mask = io_uring_buf_ring_mask(r->buf_count);
 	int ret;
 
@@ -170,7 +170,8 @@ static void reactor_efd_cb(struct ptv_reactor *r, struct ptv_op *op, int res, ui
 {
 	r->efd_armed = false;
 	if (res < 0 && res != -EINTR && res != -ECANCELED)
-		ptv_error("reactor", "reactor %u: eventfd read failed: %s", r->index, ptv_strerror(res));
+		ptv_error("reactor", "reactor %u: eventfd read failed: %s", r->index,
+			  ptv_strerror(res));
 	reactor_efd_arm(r);
 	reactor_inbox_drain(r);
 }
@@ -188,17 +189,17 @@ static void reactor_efd_arm(struct ptv_reactor *r)
 
 static void reactor_metrics_init(struct ptv_reactor *r)
 {
-	static const double buckets[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
-					  0.005,  0.01,	   0.025,  0.05,  0.1 };
-	static const char *const labels[] = { "reactor", NULL };
+	static const double buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+					 0.005,	 0.01,	  0.025,  0.05,	 0.1};
+	static const char *const labels[] = {"reactor", NULL};
 	struct ptv_metric_family *f;
 	char idx[16];
-	const char *values[] = { idx, NULL };
+	const char *values[] = {idx, NULL};
 
 	snprintf(idx, sizeof(idx), "%u", r->index);
 	f = ptv_metrics_family("plextv_reactor_turn_seconds",
-			       "Time one reactor loop turn kept its thread busy", PTV_METRIC_HISTOGRAM,
-			       labels, buckets, PTV_ARRAY_SIZE(buckets), 256);
+			       "Time one reactor loop turn kept its thread busy",
+			       PTV_METRIC_HISTOGRAM, labels, buckets, PTV_ARRAY_SIZE(buckets), 256);
 	r->m_turn = ptv_metric_get(f, values);
 	f = ptv_metrics_family("plextv_reactor_turn_max_seconds",
 			       "Longest reactor loop turn since start", PTV_METRIC_GAUGE, labels,
@@ -348,7 +349,8 @@ void ptv_reactor_post(struct ptv_reactor *r, void (*fn)(void *arg), void *arg)
 	pthread_mutex_unlock(&r->inbox_lock);
 	/* A non-empty list already has a wake-up on its way. */
 	if (was_empty && eventfd_write(r->efd, 1) < 0)
-		ptv_error("reactor", "reactor %u: eventfd write: %s", r->index, ptv_strerror(-errno));
+		ptv_error("reactor", "reactor %u: eventfd write: %s", r->index,
+			  ptv_strerror(-errno));
 }
 
 static void reactor_noop(void *arg)
@@ -404,7 +406,8 @@ static void reactor_timers_run(struct ptv_reactor *r)
 		slot = &r->wheel[r->wheel_tick % PTV_WHEEL_SLOTS];
 		if (ptv_list_empty(slot))
 			continue;
-		/* Move the slot aside so callbacks may arm or cancel any timer, this one included. */
+		/* Move the slot aside so callbacks may arm or cancel any timer, this one included.
+		 */
 		local = *slot;
 		local.next->prev = &local;
 		local.prev->next = &local;
@@ -428,8 +431,7 @@ static unsigned reactor_reap(struct ptv_reactor *r)
 	struct io_uring_cqe *cqe;
 	unsigned head, n = 0;
 
-	io_uring_for_each_cqe(&r->ring, head, cqe)
-	{
+	io_uring_for_each_cqe (&r->ring, head, cqe) {
 		struct ptv_op *op = io_uring_cqe_get_data(cqe);
 
 		n++;
@@ -460,7 +462,7 @@ static bool reactor_has_timers(struct ptv_reactor *r)
 
 int ptv_reactor_run(struct ptv_reactor *r)
 {
-	struct __kernel_timespec tick = { .tv_sec = 0, .tv_nsec = PTV_TIMER_TICK_MS * 1000000L };
+	struct __kernel_timespec tick = {.tv_sec = 0, .tv_nsec = PTV_TIMER_TICK_MS * 1000000L};
 	struct io_uring_cqe *cqe;
 	unsigned idle_turns = 0;
 	uint64_t t0;
@@ -474,7 +476,8 @@ int ptv_reactor_run(struct ptv_reactor *r)
 			break;
 		/* Scanning 2048 list heads is cheap but not free: only do it after a quiet turn. */
 		timers = stopping || idle_turns < 2 || reactor_has_timers(r);
-		ret = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, timers ? &tick : NULL, NULL);
+		ret = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, timers ? &tick : NULL,
+						       NULL);
 		if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY && ret != -EAGAIN) {
 			ptv_error("reactor", "reactor %u: io_uring wait failed: %s", r->index,
 				  ptv_strerror(ret));

@@ -7,8 +7,8 @@
 #include "plextv/router.h"
 
 /* Status codes that get their own cached series; anything else shares the last slot. */
-static const int route_codes[] = { 200, 204, 206, 301, 302, 304, 400, 401, 403, 404, 405,
-				   408, 413, 414, 431, 500, 501, 503, 0 };
+static const int route_codes[] = {200, 204, 206, 301, 302, 304, 400, 401, 403, 404,
+				  405, 408, 413, 414, 431, 500, 501, 503, 0};
 #define ROUTE_NCODES PTV_ARRAY_SIZE(route_codes)
 
 struct ptv_route_entry {
@@ -26,12 +26,12 @@ struct ptv_router {
 	struct ptv_metric_family *duration;
 };
 
-static const double duration_buckets[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-					   0.1,	   0.25,  0.5,	  1,	 2.5,  5,     10 };
+static const double duration_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+					  0.1,	  0.25,	 0.5,	 1,	2.5,  5,     10};
 
 static void entry_init(struct ptv_router *rt, struct ptv_route_entry *e)
 {
-	const char *labels[] = { e->route.name, NULL };
+	const char *labels[] = {e->route.name, NULL};
 
 	e->requests_family = rt->requests;
 	e->duration = ptv_metric_get(rt->duration, labels);
@@ -39,8 +39,8 @@ static void entry_init(struct ptv_router *rt, struct ptv_route_entry *e)
 
 int ptv_router_new(struct ptv_router **out)
 {
-	static const char *const req_labels[] = { "handler", "code", NULL };
-	static const char *const dur_labels[] = { "handler", NULL };
+	static const char *const req_labels[] = {"handler", "code", NULL};
+	static const char *const dur_labels[] = {"handler", NULL};
 	struct ptv_router *rt = ptv_xcalloc(1, sizeof(*rt));
 
 	rt->requests = ptv_metrics_family("plextv_http_requests_total",
@@ -147,7 +147,7 @@ struct ptv_metric *ptv_route_entry_duration(struct ptv_route_entry *e)
 
 struct ptv_metric *ptv_route_entry_requests(struct ptv_route_entry *e, int code)
 {
-	const char *values[] = { e->route.name, NULL, NULL };
+	const char *values[] = {e->route.name, NULL, NULL};
 	struct ptv_metric *m;
 	char codebuf[8];
 	size_t i = 0;
@@ -174,10 +174,10 @@ void ptv_http_methods_format(unsigned mask, char *buf, size_t len)
 	static const struct {
 		unsigned bit;
 		const char *name;
-	} names[] = { { PTV_HTTP_GET, "GET" },	     { PTV_HTTP_HEAD, "HEAD" },
-		      { PTV_HTTP_POST, "POST" },     { PTV_HTTP_PUT, "PUT" },
-		      { PTV_HTTP_DELETE, "DELETE" }, { PTV_HTTP_OPTIONS, "OPTIONS" },
-		      { PTV_HTTP_PATCH, "PATCH" } };
+	} names[] = {{PTV_HTTP_GET, "GET"},	  {PTV_HTTP_HEAD, "HEAD"},
+		     {PTV_HTTP_POST, "POST"},	  {PTV_HTTP_PUT, "PUT"},
+		     {PTV_HTTP_DELETE, "DELETE"}, {PTV_HTTP_OPTIONS, "OPTIONS"},
+		     {PTV_HTTP_PATCH, "PATCH"}};
 	size_t used = 0;
 
 	if (len)
@@ -185,7 +185,7 @@ void ptv_http_methods_format(unsigned mask, char *buf, size_t len)
 	for (size_t i = 0; i < PTV_ARRAY_SIZE(names); i++) {
 		if (!(mask & names[i].bit))
 			continue;
-		used += (size_t)snprintf(buf + PTV_MIN(used, len), len - PTV_MIN(used, len),
-					 "%s%s", used ? ", " : "", names[i].name);
+		used += (size_t)snprintf(buf + PTV_MIN(used, len), len - PTV_MIN(used, len), "%s%s",
+					 used ? ", " : "", names[i].name);
 	}
 }

@@ -67,7 +67,7 @@ static void server_report(struct server *srv, int err)
 static int thread_setup(struct server_thread *t)
 {
 	struct server *srv = t->srv;
-	struct ptv_reactor_opts opts = { .index = t->index };
+	struct ptv_reactor_opts opts = {.index = t->index};
 	int ret;
 
 	ret = ptv_reactor_new(&opts, &t->r);
@@ -275,7 +275,8 @@ static void server_reload(struct server *srv)
 		return;
 	}
 	if (restart_key_changed(&srv->cfg, &next, &key)) {
-		ptv_warn("config", "%s changed: takes effect after a restart, not applied now", key);
+		ptv_warn("config", "%s changed: takes effect after a restart, not applied now",
+			 key);
 		/* Keep what the running process is built around. */
 		memcpy(next.listen, srv->cfg.listen, sizeof(next.listen));
 		memcpy(next.data_dir, srv->cfg.data_dir, sizeof(next.data_dir));
@@ -322,7 +323,7 @@ static void server_wait_signals(struct server *srv, const sigset_t *set)
 {
 	/* The main thread is also the supervisor: about once a second it looks for lineup
 	 * changes (other processes' imports) and due source refreshes. */
-	struct timespec tick = { .tv_sec = 1 };
+	struct timespec tick = {.tv_sec = 1};
 
 	for (;;) {
 		int sig = sigtimedwait(set, NULL, &tick);
@@ -355,7 +356,7 @@ static void server_raise_nofile(void)
 
 static int server_open_store(struct server *srv)
 {
-	struct ptv_store_opts so = { 0 };
+	struct ptv_store_opts so = {0};
 	int ret = ptv_store_open(srv->cfg.data_dir, &so, &srv->store);
 
 	if (ret)
@@ -416,7 +417,7 @@ static void server_deinit(struct server *srv)
 int ptv_server_run(const struct ptv_config *cfg, const char *config_file,
 		   const struct ptv_config_override *ov, size_t n_ov)
 {
-	struct server srv = { .config_file = config_file, .ov = ov, .n_ov = n_ov };
+	struct server srv = {.config_file = config_file, .ov = ov, .n_ov = n_ov};
 	unsigned started = 0;
 	sigset_t set;
 	int ret;

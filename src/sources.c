@@ -46,7 +46,7 @@ static int records_each_txn(MDB_txn *txn, void *arg)
 static int records_each(struct ptv_store *s, enum ptv_store_db db,
 			int (*fn)(uint32_t id, json_t *rec, void *ctx), void *ctx)
 {
-	struct records_ctx rc = { s, db, fn, ctx };
+	struct records_ctx rc = {s, db, fn, ctx};
 
 	return ptv_store_read(s, records_each_txn, &rc);
 }
@@ -79,8 +79,8 @@ static const char **patterns_from(json_t *arr)
 
 int ptv_sources_refresh(struct ptv_store *s, uint32_t id, struct ptv_import_report *rep)
 {
-	struct get_ctx g = { .id = id };
-	struct ptv_import_m3u_opts o = { 0 };
+	struct get_ctx g = {.id = id};
+	struct ptv_import_m3u_opts o = {0};
 	int ret = records_each(s, PTV_DB_SOURCES, get_source_cb, &g);
 
 	if (!ret && !g.rec)
@@ -134,7 +134,7 @@ static int each_cb(uint32_t id, json_t *rec, void *ctx)
 int ptv_sources_each(struct ptv_store *s, bool due_only, double now,
 		     void (*fn)(uint32_t id, void *ctx), void *ctx)
 {
-	struct each_ctx e = { due_only, now, fn, ctx, NULL, 0 };
+	struct each_ctx e = {due_only, now, fn, ctx, NULL, 0};
 	int ret = records_each(s, PTV_DB_SOURCES, each_cb, &e);
 
 	/* Outside the read transaction: @fn may write. */
@@ -177,9 +177,9 @@ static void demo_title(const char *file, char *out, size_t len)
 static int demo_channel(MDB_txn *txn, struct ptv_store *s, uint32_t source, const char *file,
 			unsigned number)
 {
-	struct ptv_chanrec r = { .kind = PTV_CHANNEL_FILE,
-				 .flags = PTV_CHANREC_PRESENT | PTV_CHANREC_ENABLED };
-	struct ptv_buf enc = { 0 };
+	struct ptv_chanrec r = {.kind = PTV_CHANNEL_FILE,
+				.flags = PTV_CHANREC_PRESENT | PTV_CHANREC_ENABLED};
+	struct ptv_buf enc = {0};
 	char name[128], num[16];
 	uint32_t key, be;
 	MDB_val k, v;
@@ -196,16 +196,16 @@ static int demo_channel(MDB_txn *txn, struct ptv_store *s, uint32_t source, cons
 	r.urls[r.n_urls++] = ptv_str_c(file);
 	ret = ptv_chanrec_encode(&r, &enc);
 	key = htonl(r.id);
-	k = (MDB_val){ sizeof(key), &key };
-	v = (MDB_val){ enc.len, enc.data };
+	k = (MDB_val){sizeof(key), &key};
+	v = (MDB_val){enc.len, enc.data};
 	if (!ret)
 		ret = ptv_store_err(mdb_put(txn, ptv_store_dbi(s, PTV_DB_CHANNELS), &k, &v, 0));
 	ptv_buf_free(&enc);
 	if (ret)
 		return ret;
 	be = htonl(r.id);
-	k = (MDB_val){ strlen(num), num };
-	v = (MDB_val){ sizeof(be), &be };
+	k = (MDB_val){strlen(num), num};
+	v = (MDB_val){sizeof(be), &be};
 	return ptv_store_err(mdb_put(txn, ptv_store_dbi(s, PTV_DB_NUMBERS), &k, &v, 0));
 }
 
@@ -266,8 +266,8 @@ static int demo_scan(const char *dir, struct demo_ctx *d)
 
 int ptv_sources_seed_demo(struct ptv_store *s, const char *demo_dir)
 {
-	struct demo_ctx d = { 0 };
-	struct demo_txn_ctx t = { s, &d };
+	struct demo_ctx d = {0};
+	struct demo_txn_ctx t = {s, &d};
 	size_t sources = 0;
 	int ret = records_each(s, PTV_DB_SOURCES, count_cb, &sources);
 
@@ -350,7 +350,7 @@ static json_t *strs_json(const struct ptv_str *v, unsigned n, bool redact)
 /* A channel as people and scripts see it: JSON with credentials redacted. */
 static json_t *chanrec_json(const struct ptv_chanrec *r)
 {
-	static const char *const kinds[] = { "?", "url", "acestream", "file" };
+	static const char *const kinds[] = {"?", "url", "acestream", "file"};
 	json_t *hdrs = json_object();
 
 	for (unsigned i = 0; i < r->n_headers; i++)
@@ -360,10 +360,11 @@ static json_t *chanrec_json(const struct ptv_chanrec *r)
 			 "id", (json_int_t)r->id, "source", (json_int_t)r->source, "number",
 			 r->number.p, "name", r->name.p, "tvg_id", r->tvg_id.p, "tvg_name",
 			 r->tvg_name.p, "logo", r->logo.p, "group", r->group.p, "kind",
-			 kinds[r->kind < 4 ? r->kind : 0], "urls", strs_json(r->urls, r->n_urls, true),
-			 "headers", hdrs, "enabled", r->flags & PTV_CHANREC_ENABLED, "drm",
-			 r->flags & PTV_CHANREC_DRM, "radio", r->flags & PTV_CHANREC_RADIO, "hd",
-			 r->flags & PTV_CHANREC_HD, "shift", r->shift, "off_reason", r->off_reason.p);
+			 kinds[r->kind < 4 ? r->kind : 0], "urls",
+			 strs_json(r->urls, r->n_urls, true), "headers", hdrs, "enabled",
+			 r->flags & PTV_CHANREC_ENABLED, "drm", r->flags & PTV_CHANREC_DRM, "radio",
+			 r->flags & PTV_CHANREC_RADIO, "hd", r->flags & PTV_CHANREC_HD, "shift",
+			 r->shift, "off_reason", r->off_reason.p);
 }
 
 static int channel_print_txn(MDB_txn *txn, void *arg)
@@ -400,7 +401,7 @@ static int channel_print_txn(MDB_txn *txn, void *arg)
 static int print_records(struct ptv_store *s, FILE *out, bool json,
 			 int (*cb)(uint32_t, json_t *, void *))
 {
-	struct print_ctx p = { s, out, json ? json_array() : NULL };
+	struct print_ctx p = {s, out, json ? json_array() : NULL};
 	int ret = cb ? records_each(s, PTV_DB_SOURCES, cb, &p)
 		     : ptv_store_read(s, channel_print_txn, &p);
 

@@ -13,6 +13,11 @@
  * Map size. Set explicitly at open (LMDB's default is 1 MiB), never shrunk below what the file
  * records (a size grown earlier persists in the meta page), doubled on MDB_MAP_FULL up to
  * map_max. MDB_MAP_RESIZED means another process grew the map past ours: adopt its size.
+ * A write callback reports MDB_MAP_FULL as -PTV_ERR_LIMIT (ptv_store_err); LMDB has then marked
+ * the transaction failed, which tells it apart from other limits.
+ *
+ * Damage. Garbage meta pages and truncation are caught at open from the file itself; damage
+ * inside data pages by walking every page once at open (see ptv_store_verify()).
  */
 #include <endian.h>
 #include <errno.h>
@@ -205,8 +210,7 @@ static int ptv_store_grow(struct ptv_store *s, size_t full_at)
 	if (cur > full_at)
 		goto out;
 	if (cur >= s->map_max) {
-		ptv_error(MOD,
-			  "%s is full: the map reached its maximum of %zu MiB; raise the limit",
+		ptv_error(MOD, "%s is full: the map reached its maximum of %zu MiB; raise map_max",
 			  s->path, s->map_max >> 20);
 		rc = -PTV_ERR_LIMIT;
 		goto out;

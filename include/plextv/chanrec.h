@@ -18,8 +18,8 @@
 
 #include "plextv/buf.h"
 
-#define PTV_CHANREC_VERSION 1
-#define PTV_CHANREC_MAX_URLS 16
+#define PTV_CHANREC_VERSION	1
+#define PTV_CHANREC_MAX_URLS	16
 #define PTV_CHANREC_MAX_HEADERS 16
 
 enum ptv_chanrec_flag {
@@ -58,7 +58,7 @@ uint32_t ptv_chanrec_peek_source(const void *data, size_t len);
 
 static inline struct ptv_str ptv_str_c(const char *s)
 {
-	struct ptv_str v = { s ? s : "", 0 };
+	struct ptv_str v = {s ? s : "", 0};
 
 	while (v.p[v.len])
 		v.len++;

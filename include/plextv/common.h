@@ -31,20 +31,20 @@ enum ptv_err {
 /** Describes a negative errno or a -PTV_ERR_* code. Never returns NULL. */
 const char *ptv_strerror(int err);
 
-#define PTV_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define PTV_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define PTV_MAX(a, b) ((a) > (b) ? (a) : (b))
-#define PTV_UNUSED __attribute__((unused))
-#define PTV_LIKELY(x) __builtin_expect(!!(x), 1)
-#define PTV_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define PTV_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define PTV_ARRAY_SIZE(a)		    (sizeof(a) / sizeof((a)[0]))
+#define PTV_MIN(a, b)			    ((a) < (b) ? (a) : (b))
+#define PTV_MAX(a, b)			    ((a) > (b) ? (a) : (b))
+#define PTV_UNUSED			    __attribute__((unused))
+#define PTV_LIKELY(x)			    __builtin_expect(!!(x), 1)
+#define PTV_UNLIKELY(x)			    __builtin_expect(!!(x), 0)
+#define PTV_PRINTF(f, a)		    __attribute__((format(printf, f, a)))
 #define ptv_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /** Aborts with file:line when an invariant breaks; kept in every build (cheap checks only). */
-#define PTV_BUG_ON(cond)                                                                          \
-	do {                                                                                      \
-		if (PTV_UNLIKELY(cond))                                                           \
-			ptv_bug(__FILE__, __LINE__, #cond);                                       \
+#define PTV_BUG_ON(cond)                                    \
+	do {                                                \
+		if (PTV_UNLIKELY(cond))                     \
+			ptv_bug(__FILE__, __LINE__, #cond); \
 	} while (0)
 __attribute__((noreturn)) void ptv_bug(const char *file, int line, const char *what);
 
@@ -54,10 +54,10 @@ void *ptv_xrealloc(void *p, size_t n) __attribute__((returns_nonnull));
 char *ptv_xstrdup(const char *s) __attribute__((malloc, returns_nonnull));
 
 /** Frees *pp and sets it to NULL (FFmpeg av_freep, HAProxy ha_free). */
-#define ptv_freep(pp)                                                                             \
-	do {                                                                                      \
-		free(*(pp));                                                                      \
-		*(pp) = NULL;                                                                     \
+#define ptv_freep(pp)         \
+	do {                  \
+		free(*(pp));  \
+		*(pp) = NULL; \
 	} while (0)
 
 /** Monotonic clock in nanoseconds and milliseconds; wall clock in seconds. */
@@ -93,6 +93,6 @@ static inline void ptv_list_del(struct ptv_list *n)
 	n->next->prev = n->prev;
 	n->next = n->prev = n;
 }
-#define ptv_list_for_each_safe(pos, tmp, head)                                                    \
-	for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head);                          \
+#define ptv_list_for_each_safe(pos, tmp, head)                           \
+	for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head); \
 	     (pos) = (tmp), (tmp) = (pos)->next)

@@ -22,10 +22,10 @@
 
 struct ptv_config {
 	/* [server] */
-	char listen[128];     /* ADDR:PORT, [v6]:PORT; default 0.0.0.0:8080 */
+	char listen[128]; /* ADDR:PORT, [v6]:PORT; default 0.0.0.0:8080 */
 	char data_dir[PATH_MAX];
-	char base_url[512];   /* advertised URL; empty = derived from a LAN address */
-	unsigned workers;     /* reactor threads; 0 = one per online CPU */
+	char base_url[512];    /* advertised URL; empty = derived from a LAN address */
+	unsigned workers;      /* reactor threads; 0 = one per online CPU */
 	unsigned pool_threads; /* threads for blocking work */
 	unsigned max_connections;
 	unsigned shutdown_timeout_ms; /* SIGTERM: how long in-flight responses may finish */

@@ -26,6 +26,9 @@ uint32_t ptv_device_id_fix(uint32_t id);
 /**
  * The identity of virtual device @index (0 = the first), creating and storing it on first use
  * (random DeviceID with a fixed "105" prefix as cabernet does, random UUID, random auth).
- * Blocking: store access.
+ * Creation checks and writes in one write transaction, so racing processes agree on one
+ * identity, and no two indexes share a DeviceID or UUID. Errors: -PTV_ERR_PARSE (stored record
+ * damaged: never silently replaced, Plex would see a new tuner), -EROFS (read-only store and no
+ * identity yet), store errors. Blocking: store access.
  */
 int ptv_device_identity(struct ptv_store *s, unsigned index, struct ptv_device_identity *out);

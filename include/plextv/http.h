@@ -53,7 +53,8 @@ struct ptv_http_shared {
  * Returns the fd or a negative errno.
  */
 int ptv_http_listen(const struct sockaddr *addr, socklen_t len);
-/** Fails with -EADDRINUSE when anything (even a SO_REUSEPORT group of another process) holds @addr. */
+/** Fails with -EADDRINUSE when anything (even a SO_REUSEPORT group of another process) holds @addr.
+ */
 int ptv_http_check_addr_free(const struct sockaddr *addr, socklen_t len);
 
 /** Creates the server for reactor @r, taking ownership of @listen_fd. Call on @r's thread. */
@@ -74,8 +75,8 @@ void ptv_http_server_free(struct ptv_http_server *s);
 
 /* ---- Request accessors (valid until the response is complete) ---- */
 
-unsigned ptv_http_req_method(const struct ptv_http_req *req); /* PTV_HTTP_* bit */
-const char *ptv_http_req_path(const struct ptv_http_req *req);  /* decoded, no query */
+unsigned ptv_http_req_method(const struct ptv_http_req *req);	/* PTV_HTTP_* bit */
+const char *ptv_http_req_path(const struct ptv_http_req *req);	/* decoded, no query */
 const char *ptv_http_req_query(const struct ptv_http_req *req); /* raw, without '?'; "" if none */
 /** Case-insensitive header lookup; NULL if absent. */
 const char *ptv_http_req_header(const struct ptv_http_req *req, const char *name);
@@ -113,7 +114,7 @@ void ptv_http_defer(struct ptv_http_req *req);
 
 enum ptv_http_stream_mode {
 	PTV_HTTP_STREAM_CHUNKED = 1, /* Transfer-Encoding: chunked; keep-alive survives the end */
-	PTV_HTTP_STREAM_CLOSE = 2,   /* no length: the end of the body is the end of the connection */
+	PTV_HTTP_STREAM_CLOSE = 2, /* no length: the end of the body is the end of the connection */
 };
 
 /**

@@ -20,9 +20,9 @@
 struct ptv_reactor;
 
 enum ptv_channel_kind {
-	PTV_CHANNEL_URL = 1,	   /* anything libavformat opens: http(s), hls, rtsp, rtmp, udp, srt */
+	PTV_CHANNEL_URL = 1, /* anything libavformat opens: http(s), hls, rtsp, rtmp, udp, srt */
 	PTV_CHANNEL_ACESTREAM = 2, /* acestream://<id> through the engine's HTTP API */
-	PTV_CHANNEL_FILE = 3,	   /* local file, looped (demo lineup, tests); never from remote lists */
+	PTV_CHANNEL_FILE = 3, /* local file, looped (demo lineup, tests); never from remote lists */
 };
 
 struct ptv_lineup_header {
@@ -32,8 +32,8 @@ struct ptv_lineup_header {
 
 /** One channel. Strings live in the snapshot's arena. */
 struct ptv_lineup_channel {
-	uint32_t id;		/* stable store id; /stream/{id} */
-	const char *number;	/* GuideNumber */
+	uint32_t id;	    /* stable store id; /stream/{id} */
+	const char *number; /* GuideNumber */
 	const char *name;
 	const char *tvg_id, *tvg_name, *logo, *group;
 	enum ptv_channel_kind kind;
@@ -42,9 +42,9 @@ struct ptv_lineup_channel {
 	const struct ptv_lineup_header *headers; /* request headers for the upstream */
 	unsigned n_headers;
 	uint32_t source_id;
-	unsigned device;	/* virtual device index */
-	double shift_hours;	/* guide time shift */
-	bool enabled;		/* false: filtered out; listed only with show=all */
+	unsigned device;    /* virtual device index */
+	double shift_hours; /* guide time shift */
+	bool enabled;	    /* false: filtered out; listed only with show=all */
 	bool drm, radio, hd;
 };
 
@@ -52,9 +52,9 @@ struct ptv_lineup_channel {
 struct ptv_lineup_device {
 	struct ptv_device_identity id;
 	char friendly_name[64];
-	char base_url[512];	/* "http://192.168.1.10:8080" or ".../devices/1" */
+	char base_url[512]; /* "http://192.168.1.10:8080" or ".../devices/1" */
 	unsigned tuners;
-	size_t first, count;	/* its channels: channels[first .. first+count) */
+	size_t first, count; /* its channels: channels[first .. first+count) */
 	struct ptv_blob *discover_json;
 	struct ptv_blob *lineup_json;	  /* enabled channels (show=found, default) */
 	struct ptv_blob *lineup_json_all; /* show=all */
@@ -65,7 +65,7 @@ struct ptv_lineup_device {
 
 struct ptv_lineup {
 	atomic_uint refs;
-	uint64_t version;	/* store lineup_version it was built from */
+	uint64_t version;		     /* store lineup_version it was built from */
 	struct ptv_lineup_channel *channels; /* by device, then lineup order */
 	size_t n_channels;
 	struct ptv_lineup_device *devices;

@@ -19,8 +19,8 @@ struct ptv_reactor;
 
 /** Creates the service and builds the first snapshot (seeding the demo lineup if the store has
  * no source). Blocking: call on the main thread before the reactors start. */
-int ptv_lineup_svc_new(const struct ptv_config *cfg, struct ptv_store *store,
-		       struct ptv_pool *pool, struct ptv_lineup_svc **out);
+int ptv_lineup_svc_new(const struct ptv_config *cfg, struct ptv_store *store, struct ptv_pool *pool,
+		       struct ptv_lineup_svc **out);
 void ptv_lineup_svc_free(struct ptv_lineup_svc *svc);
 
 /** On the reactor's thread: give it the current snapshot and future ones. */

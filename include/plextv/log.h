@@ -63,11 +63,11 @@ void ptv_log(enum ptv_log_level level, const char *module, const char *fmt, ...)
 void ptv_logv(enum ptv_log_level level, const char *module, const char *fmt, va_list ap)
 	PTV_PRINTF(3, 0);
 
-#define ptv_debug(mod, ...)                                                                       \
-	do {                                                                                      \
-		if (ptv_log_enabled(PTV_LOG_DEBUG))                                               \
-			ptv_log(PTV_LOG_DEBUG, mod, __VA_ARGS__);                                 \
+#define ptv_debug(mod, ...)                                       \
+	do {                                                      \
+		if (ptv_log_enabled(PTV_LOG_DEBUG))               \
+			ptv_log(PTV_LOG_DEBUG, mod, __VA_ARGS__); \
 	} while (0)
-#define ptv_info(mod, ...) ptv_log(PTV_LOG_INFO, mod, __VA_ARGS__)
-#define ptv_warn(mod, ...) ptv_log(PTV_LOG_WARN, mod, __VA_ARGS__)
+#define ptv_info(mod, ...)  ptv_log(PTV_LOG_INFO, mod, __VA_ARGS__)
+#define ptv_warn(mod, ...)  ptv_log(PTV_LOG_WARN, mod, __VA_ARGS__)
 #define ptv_error(mod, ...) ptv_log(PTV_LOG_ERROR, mod, __VA_ARGS__)

@@ -51,7 +51,8 @@ static inline void ptv_metric_inc(struct ptv_metric *m)
 }
 /** Gauges only. */
 void ptv_metric_sub(struct ptv_metric *m, uint64_t v);
-/** Gauges, and counters mirrored by collectors: an absolute value, added to what the shards hold. */
+/** Gauges, and counters mirrored by collectors: an absolute value, added to what the shards hold.
+ */
 void ptv_metric_set(struct ptv_metric *m, double v);
 /** Histograms only. */
 void ptv_metric_observe(struct ptv_metric *m, double v);

@@ -51,10 +51,10 @@ struct ptv_timer {
 };
 
 struct ptv_reactor_opts {
-	unsigned index;		  /* 0..n-1, for logs and metrics */
-	unsigned sq_entries;	  /* power of two; default 1024 */
-	unsigned buf_count;	  /* provided receive buffers; power of two; default 512 */
-	unsigned buf_size;	  /* bytes each; default 4096 */
+	unsigned index;	     /* 0..n-1, for logs and metrics */
+	unsigned sq_entries; /* power of two; default 1024 */
+	unsigned buf_count;  /* provided receive buffers; power of two; default 512 */
+	unsigned buf_size;   /* bytes each; default 4096 */
 };
 
 /**

@@ -32,12 +32,12 @@
 
 /* 348 packets = 65,424 bytes: a send-sized unit (PERFORMANCE-ANCHORS §0.2). */
 #define PTV_RING_CHUNK_PKTS 348u
-#define PTV_RING_CHUNK (PTV_RING_CHUNK_PKTS * PTV_TS_PKT)
+#define PTV_RING_CHUNK	    (PTV_RING_CHUNK_PKTS * PTV_TS_PKT)
 
 struct ptv_ring_rap {
-	uint64_t off;			 /* first byte to send after psi[] (a keyframe packet) */
-	uint64_t t_ms;			 /* when it was written */
-	uint8_t psi[2 * PTV_TS_PKT];	 /* PAT then PMT */
+	uint64_t off;		     /* first byte to send after psi[] (a keyframe packet) */
+	uint64_t t_ms;		     /* when it was written */
+	uint8_t psi[2 * PTV_TS_PKT]; /* PAT then PMT */
 };
 
 struct ptv_ring_slot {
@@ -57,10 +57,10 @@ struct ptv_ring {
 	struct ptv_ring_rap rap;
 
 	/* Writer (master) only. */
-	size_t fill;		    /* bytes in the head chunk, an incomplete packet included */
+	size_t fill;		   /* bytes in the head chunk, an incomplete packet included */
 	struct ptv_blob *spare[2]; /* chunks whose memory can be reused */
 	unsigned nspare;
-	uint64_t chunks_new;	    /* chunks allocated (not reused) */
+	uint64_t chunks_new; /* chunks allocated (not reused) */
 };
 
 /**
@@ -102,8 +102,7 @@ void ptv_ring_trim(struct ptv_ring *r, uint64_t now_ms);
  * *@coff, and returns how many bytes follow in that chunk below head, or 0 when @off is not
  * in [tail, head) or its chunk is missing (a replica not updated yet).
  */
-size_t ptv_ring_peek(const struct ptv_ring *r, uint64_t off, struct ptv_blob **chunk,
-		     size_t *coff);
+size_t ptv_ring_peek(const struct ptv_ring *r, uint64_t off, struct ptv_blob **chunk, size_t *coff);
 /**
  * How long ago (ms) the data after @off's chunk started: 0 when @off is in the newest chunk.
  * A lower bound of the lag of a reader at @off that works at any bitrate.

@@ -27,9 +27,9 @@ enum ptv_http_method {
 typedef int (*ptv_http_handler_fn)(struct ptv_http_req *req, void *ctx);
 
 struct ptv_route {
-	const char *name;  /* label in plextv_http_requests_total{handler=…}; static string */
-	unsigned methods;  /* PTV_HTTP_* mask */
-	const char *path;  /* "/health", or a prefix such as "/auto/" when @prefix */
+	const char *name; /* label in plextv_http_requests_total{handler=…}; static string */
+	unsigned methods; /* PTV_HTTP_* mask */
+	const char *path; /* "/health", or a prefix such as "/auto/" when @prefix */
 	bool prefix;
 	ptv_http_handler_fn fn;
 	void *ctx;

@@ -22,18 +22,18 @@
 struct ptv_store;
 
 struct ptv_import_m3u_opts {
-	const char *name;	 /* source name; NULL: keep the stored one or derive from location */
-	const char *location;	 /* file path or http(s) URL */
+	const char *name;     /* source name; NULL: keep the stored one or derive from location */
+	const char *location; /* file path or http(s) URL */
 	const char *user_agent;
-	unsigned number_start;	 /* 0: keep the stored value or 1 */
+	unsigned number_start;		   /* 0: keep the stored value or 1 */
 	const char *const *include_groups; /* NULL-terminated fnmatch patterns (case-insensitive) */
 	const char *const *exclude_groups;
 	const char *const *include_names;
 	const char *const *exclude_names;
-	unsigned refresh_s;	 /* refresh period inside serve; 0: keep the stored value or 12 h */
-	bool allow_file;	 /* local paths allowed (CLI and config, not remote input) */
-	bool allow_empty;	 /* accept a playlist with no entries */
-	bool keep_filters;	 /* refresh: use the filters stored with the source */
+	unsigned refresh_s; /* refresh period inside serve; 0: keep the stored value or 12 h */
+	bool allow_file;    /* local paths allowed (CLI and config, not remote input) */
+	bool allow_empty;   /* accept a playlist with no entries */
+	bool keep_filters;  /* refresh: use the filters stored with the source */
 };
 
 struct ptv_import_report {

@@ -18,11 +18,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PTV_TS_PKT 188u
-#define PTV_TS_SYNC 0x47u
-#define PTV_TS_PID_PAT 0x0000u
+#define PTV_TS_PKT	188u
+#define PTV_TS_SYNC	0x47u
+#define PTV_TS_PID_PAT	0x0000u
 #define PTV_TS_PID_NULL 0x1fffu
-#define PTV_TS_PIDS 8192u
+#define PTV_TS_PIDS	8192u
 
 static inline unsigned ptv_ts_pid(const uint8_t *p)
 {

@@ -74,8 +74,8 @@ static int chunked_handler(struct ptv_http_req *req, void *ctx)
 {
 	struct stream_state *st = calloc(1, sizeof(*st));
 
-	return ptv_http_stream_begin(req, 200, "text/plain", PTV_HTTP_STREAM_CHUNKED,
-				     chunked_drain, stream_closed, st);
+	return ptv_http_stream_begin(req, 200, "text/plain", PTV_HTTP_STREAM_CHUNKED, chunked_drain,
+				     stream_closed, st);
 }
 
 static int close_drain(struct ptv_http_req *req, void *ctx)
@@ -135,14 +135,14 @@ static int echo_handler(struct ptv_http_req *req, void *ctx)
 	int n;
 
 	ptv_http_req_query_param(req, "a", v, sizeof(v));
-	n = snprintf(out, sizeof(out), "path=%s a=%s x-test=%s body=%zu",
-		     ptv_http_req_path(req), v, ua ? ua : "-", ptv_http_req_body(req)->len);
+	n = snprintf(out, sizeof(out), "path=%s a=%s x-test=%s body=%zu", ptv_http_req_path(req), v,
+		     ua ? ua : "-", ptv_http_req_body(req)->len);
 	return ptv_http_respond(req, 200, "text/plain", out, (size_t)n);
 }
 
 static void *reactor_thread(void *arg)
 {
-	struct ptv_reactor_opts opts = { 0 };
+	struct ptv_reactor_opts opts = {0};
 	int ret;
 
 	ptv_metrics_thread_init();
@@ -167,14 +167,14 @@ static void *reactor_thread(void *arg)
 static int setup(void **state)
 {
 	const struct ptv_route routes[] = {
-		{ "blob", PTV_HTTP_GET, "/blob", false, blob_handler, NULL },
-		{ "chunked", PTV_HTTP_GET, "/chunked", false, chunked_handler, NULL },
-		{ "close", PTV_HTTP_GET, "/close", false, close_handler, NULL },
-		{ "defer", PTV_HTTP_GET, "/defer", false, defer_handler, (void *)(uintptr_t)50 },
-		{ "late", PTV_HTTP_GET, "/late", false, defer_handler, (void *)(uintptr_t)700 },
-		{ "echo", PTV_HTTP_GET | PTV_HTTP_POST, "/echo/", true, echo_handler, NULL },
+		{"blob", PTV_HTTP_GET, "/blob", false, blob_handler, NULL},
+		{"chunked", PTV_HTTP_GET, "/chunked", false, chunked_handler, NULL},
+		{"close", PTV_HTTP_GET, "/close", false, close_handler, NULL},
+		{"defer", PTV_HTTP_GET, "/defer", false, defer_handler, (void *)(uintptr_t)50},
+		{"late", PTV_HTTP_GET, "/late", false, defer_handler, (void *)(uintptr_t)700},
+		{"echo", PTV_HTTP_GET | PTV_HTTP_POST, "/echo/", true, echo_handler, NULL},
 	};
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t len = sizeof(sin);
 
 	memset(&fx, 0, sizeof(fx));
@@ -190,7 +190,7 @@ static int setup(void **state)
 	atomic_init(&fx.shared.open, 0);
 	atomic_init(&fx.shared.max_open, 100);
 	fx.shared.server_header = "PlexTV/test";
-	fx.limits = (struct ptv_http_limits){ 16384, 100, 8192, 1 << 20, 5000, 5000, 300 };
+	fx.limits = (struct ptv_http_limits){16384, 100, 8192, 1 << 20, 5000, 5000, 300};
 	fx.listen_fd = ptv_http_listen((struct sockaddr *)&sin, sizeof(sin));
 	assert_true(fx.listen_fd >= 0);
 	getsockname(fx.listen_fd, (struct sockaddr *)&sin, &len);
@@ -225,9 +225,10 @@ static int teardown(void **state)
 
 static int client(void)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)fx.port),
-				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	struct timeval tv = { .tv_sec = 5 };
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)fx.port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct timeval tv = {.tv_sec = 5};
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
 	assert_true(fd >= 0);
@@ -301,7 +302,8 @@ static void test_chunked_stream_then_keepalive(void **state)
 	assert_false(closed);
 	assert_non_null(strstr(resp, "Transfer-Encoding: chunked\r\n"));
 	assert_null(strstr(resp, "Content-Length"));
-	assert_non_null(strstr(resp, "\r\n\r\n6\r\npart0;\r\n6\r\npart1;\r\n6\r\npart2;\r\n0\r\n\r\n"));
+	assert_non_null(
+		strstr(resp, "\r\n\r\n6\r\npart0;\r\n6\r\npart1;\r\n6\r\npart2;\r\n0\r\n\r\n"));
 	free(resp);
 	/* The connection survives the stream: a second request on it works. */
 	send_all(fd, "GET /echo/x HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -337,7 +339,9 @@ static void test_head_on_stream_sends_no_body(void **state)
 	bool closed;
 	char *resp;
 
-	send_all(fd, "HEAD /chunked HTTP/1.1\r\nHost: t\r\n\r\nGET /echo/h HTTP/1.1\r\nHost: t\r\n\r\n");
+	send_all(
+		fd,
+		"HEAD /chunked HTTP/1.1\r\nHost: t\r\n\r\nGET /echo/h HTTP/1.1\r\nHost: t\r\n\r\n");
 	resp = read_until(fd, "body=0", &len, &closed);
 	assert_null(strstr(resp, "part0"));
 	assert_non_null(strstr(resp, "path=/echo/h"));
@@ -353,7 +357,8 @@ static void test_deferred_answers_in_order(void **state)
 	char *resp, *a, *b;
 
 	/* The deferred answer must come before the pipelined request behind it. */
-	send_all(fd, "GET /defer HTTP/1.1\r\nHost: t\r\n\r\nGET /echo/after HTTP/1.1\r\nHost: t\r\n\r\n");
+	send_all(fd, "GET /defer HTTP/1.1\r\nHost: t\r\n\r\nGET /echo/after HTTP/1.1\r\nHost: "
+		     "t\r\n\r\n");
 	resp = read_until(fd, "body=0", &len, &closed);
 	a = strstr(resp, "later\n");
 	b = strstr(resp, "path=/echo/after");

@@ -36,8 +36,8 @@ static void timer_cb(struct ptv_timer *t)
 
 static void test_timers_fire_in_order_not_early(void **state)
 {
-	struct ptv_reactor_opts opts = { 0 };
-	struct tctx c = { 0 };
+	struct ptv_reactor_opts opts = {0};
+	struct tctx c = {0};
 
 	g_ctx = &c;
 	assert_int_equal(ptv_reactor_new(&opts, &c.r), 0);
@@ -111,8 +111,8 @@ static void job_done(void *arg)
 
 static void test_post_and_pool_hand_back(void **state)
 {
-	struct ptv_reactor_opts opts = { 0 };
-	struct pctx p = { 0 };
+	struct ptv_reactor_opts opts = {0};
+	struct pctx p = {0};
 	struct ptv_pool *pool;
 	pthread_t th[2];
 
