@@ -119,6 +119,8 @@ struct bench_tree_usage {
 };
 /** Sums /proc figures over @root and every descendant. Returns 0 or -ESRCH. */
 int bench_tree_usage(pid_t root, struct bench_tree_usage *u);
+/** Host-wide busy and total CPU time since boot (/proc/stat, seconds summed over CPUs). */
+int bench_host_cpu(double *busy_s, double *total_s);
 /** Finds or creates the unprivileged system user @name. Returns 0 or -errno. */
 int bench_user_ensure(const char *name, uid_t *uid, gid_t *gid);
 /** Prints the last @max bytes of a log file to stderr (for start-up failures). */

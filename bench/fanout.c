@@ -45,22 +45,22 @@ struct fanout_run {
 	pid_t src_pid;
 	struct bench_tree_usage u0, u1;
 	bool have_usage;
+	double host0[2], host1[2]; /* busy, total */
 	struct bench_swarm_result res;
 	struct bench_swarm_summary sum;
 	json_t *source_stats;
 };
 
-static void fanout_usage(void)
+static void fanout_usage(FILE *f)
 {
-	fprintf(stderr,
-		"usage: plextv-bench fanout --relay "
-		"plextv|vlc|gstreamer|direct|url:URL|raw:HOST:PORT\n"
-		"       --clients N [--bitrate MBITS] [--duration S] [--json FILE]\n"
-		"       [--send-mode M] [--source TS|gen] [--threads T] [--warmup S]\n"
-		"       [--stall-ms MS] [--rcvbuf BYTES] [--relay-pid PID] [--source-fault F]\n"
-		"       [--connect-rate N] [--keep-tmp] [--per-client]\n"
-		"  direct: clients read the paced source itself (no relay; checks the harness)\n"
-		"  url:/raw: a server you started; --relay-pid PID measures its CPU\n");
+	fprintf(f, "usage: plextv-bench fanout --relay "
+		   "plextv|vlc|gstreamer|direct|url:URL|raw:HOST:PORT\n"
+		   "       --clients N [--bitrate MBITS] [--duration S] [--json FILE]\n"
+		   "       [--send-mode M] [--source TS|gen] [--threads T] [--warmup S]\n"
+		   "       [--stall-ms MS] [--rcvbuf BYTES] [--relay-pid PID] [--source-fault F]\n"
+		   "       [--connect-rate N] [--keep-tmp] [--per-client]\n"
+		   "  direct: clients read the paced source itself (no relay; checks the harness)\n"
+		   "  url:/raw: a server you started; --relay-pid PID measures its CPU\n");
 }
 
 static int fanout_parse_opt(struct fanout_opts *o, int c, const char *arg)
@@ -104,6 +104,8 @@ static int fanout_parse_opt(struct fanout_opts *o, int c, const char *arg)
 		return 0;
 	case 'C':
 		return bench_parse_uint(arg, 0, 1000000, &s->connect_rate);
+	case 'h':
+		return -ECANCELED;
 	case 'F':
 		if (o->nfaults == FANOUT_MAX_FAULTS)
 			return -E2BIG;
@@ -133,6 +135,7 @@ static int fanout_parse(int argc, char **argv, struct fanout_opts *o)
 		{"keep-tmp", no_argument, NULL, 'k'},
 		{"per-client", no_argument, NULL, 'P'},
 		{"connect-rate", required_argument, NULL, 'C'},
+		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	int c, ret = 0;
@@ -143,7 +146,9 @@ static int fanout_parse(int argc, char **argv, struct fanout_opts *o)
 	o->duration_s = 10;
 	while (!ret && (c = getopt_long(argc, argv, "", opts, NULL)) != -1)
 		ret = fanout_parse_opt(o, c, optarg);
-	if (ret || !o->relay_spec || !o->clients || optind != argc)
+	if (ret)
+		return ret;
+	if (!o->relay_spec || !o->clients || optind != argc)
 		return -EINVAL;
 	o->swarm.clients = o->clients;
 	o->swarm.duration_s = o->duration_s;
@@ -260,8 +265,10 @@ static void fanout_measure(struct fanout_run *r)
 	}
 	bench_sleep_until(bench_swarm_window_start(sw));
 	r->have_usage = pid > 0 && bench_tree_usage(pid, &r->u0) == 0;
+	bench_host_cpu(&r->host0[0], &r->host0[1]);
 	bench_sleep_until(bench_swarm_end(sw));
 	r->have_usage = r->have_usage && bench_tree_usage(pid, &r->u1) == 0;
+	bench_host_cpu(&r->host1[0], &r->host1[1]);
 	ret = bench_swarm_finish(sw, &r->res);
 	if (ret)
 		fprintf(stderr, "fanout: swarm ended with %s\n", ptv_strerror(ret));
@@ -271,6 +278,14 @@ static void fanout_measure(struct fanout_run *r)
 static double fanout_relay_cpu(const struct fanout_run *r)
 {
 	return r->have_usage ? r->u1.cpu_s - r->u0.cpu_s : NAN;
+}
+
+/* The whole machine's busy share over the window (all CPUs = 100 %). */
+static double fanout_host_pct(const struct fanout_run *r)
+{
+	double total = r->host1[1] - r->host0[1];
+
+	return total > 0 ? (r->host1[0] - r->host0[0]) / total * 100 : NAN;
 }
 
 static json_t *fanout_json(const struct fanout_run *r)
@@ -290,6 +305,7 @@ static json_t *fanout_json(const struct fanout_run *r)
 	json_object_set_new(j, "relay_cmd", json_string(r->relay.cmdline));
 	bench_swarm_summary_json(s, j);
 	bench_json_num(j, "relay_cpu_seconds", cpu);
+	bench_json_num(j, "host_cpu_pct", fanout_host_pct(r));
 	bench_json_num(j, "relay_cpu_pct", cpu / s->window_s * 100);
 	bench_json_num(j, "gbps_per_relay_cpu", s->gbps_total / (cpu / s->window_s));
 	if (r->have_usage)
@@ -317,6 +333,7 @@ static void fanout_print(const struct fanout_run *r)
 	printf("  relay: CPU %.3f s (%.1f %%)  %.2f Gbit/s per relay CPU  RSS %.1f MiB\n", cpu,
 	       cpu / s->window_s * 100, s->gbps_total / (cpu / s->window_s),
 	       r->have_usage ? (double)r->u1.rss_bytes / 1048576 : NAN);
+	printf("  host: %.1f %% of all CPUs busy over the window\n", fanout_host_pct(r));
 	printf("  clients: CPU %.3f s  ttfb p50 %.1f ms  p95 %.1f ms  max gap %.0f ms\n", s->cpu_s,
 	       s->ttfb_ms_p50, s->ttfb_ms_p95, s->max_gap_ms);
 	printf("  checks: stalls %llu  cc_errors %llu  sync_errors %llu  dropped %u  refused %u  "
@@ -378,10 +395,13 @@ int bench_cmd_fanout(int argc, char **argv)
 	struct fanout_run *r = ptv_xcalloc(1, sizeof(*r));
 	int ret;
 
-	if (fanout_parse(argc, argv, &r->o) || bench_relay_parse(r->o.relay_spec, &r->relay)) {
-		fanout_usage();
+	ret = fanout_parse(argc, argv, &r->o);
+	if (!ret)
+		ret = bench_relay_parse(r->o.relay_spec, &r->relay);
+	if (ret) {
+		fanout_usage(ret == -ECANCELED ? stdout : stderr);
 		free(r);
-		return BENCH_EX_USAGE;
+		return ret == -ECANCELED ? BENCH_EX_OK : BENCH_EX_USAGE;
 	}
 	if (r->relay.kind == BENCH_RELAY_PLEXTV) {
 		fprintf(stderr, "fanout: --relay plextv: relay core not implemented yet (issue 4); "

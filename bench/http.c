@@ -65,9 +65,9 @@ struct http_run {
 	unsigned nrows;
 };
 
-static void http_usage(void)
+static void http_usage(FILE *f)
 {
-	fprintf(stderr,
+	fprintf(f,
 		"usage: plextv-bench http [--workers N] [--threads T] [--connections C]\n"
 		"       [--duration S] [--warmup S] [--json FILE] [--plextv PATH] [--keep-tmp]\n");
 }
@@ -83,6 +83,7 @@ static int http_parse(int argc, char **argv, struct http_opts *o)
 		{"json", required_argument, NULL, 'j'},
 		{"plextv", required_argument, NULL, 'p'},
 		{"keep-tmp", no_argument, NULL, 'k'},
+		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	int c, ret = 0;
@@ -119,6 +120,8 @@ static int http_parse(int argc, char **argv, struct http_opts *o)
 		case 'k':
 			o->keep_tmp = true;
 			break;
+		case 'h':
+			return -ECANCELED;
 		default:
 			ret = -EINVAL;
 			break;
@@ -552,10 +555,11 @@ int bench_cmd_http(int argc, char **argv)
 	struct http_run *r = ptv_xcalloc(1, sizeof(*r));
 	int ret;
 
-	if (http_parse(argc, argv, &r->o)) {
-		http_usage();
+	ret = http_parse(argc, argv, &r->o);
+	if (ret) {
+		http_usage(ret == -ECANCELED ? stdout : stderr);
 		free(r);
-		return BENCH_EX_USAGE;
+		return ret == -ECANCELED ? BENCH_EX_OK : BENCH_EX_USAGE;
 	}
 	if (!bench_have_program("wrk")) {
 		fprintf(stderr, "http: wrk is not installed (apt-get install wrk)\n");

@@ -259,3 +259,24 @@ void bench_log_tail(const char *path, size_t max)
 	fclose(f);
 	fprintf(stderr, "---- %s (last %zu bytes) ----\n%.*s\n----\n", path, n, (int)n, buf);
 }
+
+int bench_host_cpu(double *busy_s, double *total_s)
+{
+	unsigned long long v[8] = {0};
+	double hz = (double)sysconf(_SC_CLK_TCK), total = 0;
+	FILE *f = fopen("/proc/stat", "re");
+	int n, i;
+
+	if (!f)
+		return -errno;
+	n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+		   &v[4], &v[5], &v[6], &v[7]);
+	fclose(f);
+	if (n < 5)
+		return -EPROTO;
+	for (i = 0; i < 8; i++)
+		total += (double)v[i];
+	*total_s = total / hz;
+	*busy_s = (total - (double)v[3] - (double)v[4]) / hz; /* minus idle and iowait */
+	return 0;
+}

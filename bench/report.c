@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "bench.h"
@@ -86,22 +87,24 @@ static void report_fanout_md(const struct report *r, struct ptv_buf *md)
 	ptv_buf_puts(md,
 		     "## Fan-out (B1)\n\n| relay | clients | Mbit/s | delivered min / p1 / p50 "
 		     "Mbit/s | total Gbit/s | relay CPU % | Gbit/s per relay CPU | relay RSS "
-		     "MiB | client CPU s | stalls | CC err | dropped | TTFB p50 / p95 ms | date "
-		     "|\n|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
+		     "MiB | client CPU s | host CPU % | stalls | CC err | dropped | TTFB p50 / p95 "
+		     "ms | date |\n"
+		     "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
 	for (i = 0; i < r->nf; i++) {
 		const json_t *j = r->fanout[i];
 
 		ptv_buf_printf(
 			md,
 			"| %s | %.0f | %.1f | %.3f / %.3f / %.3f | %.3f | %.1f | %.2f | %.1f | "
-			"%.2f | %.0f | %.0f | %.0f | %.1f / %.1f | %s |\n",
+			"%.2f | %.0f | %.0f | %.0f | %.0f | %.1f / %.1f | %s |\n",
 			jstr(j, "relay"), jnum(j, "clients"), jnum(j, "bitrate_mbps"),
 			jnum(j, "delivered_mbps_min"), jnum(j, "delivered_mbps_p1"),
 			jnum(j, "delivered_mbps_p50"), jnum(j, "delivered_gbps_total"),
 			jnum(j, "relay_cpu_pct"), jnum(j, "gbps_per_relay_cpu"),
 			jnum(j, "rss_bytes") / 1048576, jnum(j, "client_cpu_seconds"),
-			jnum(j, "stalls"), jnum(j, "cc_errors"), jnum(j, "dropped"),
-			jnum(j, "ttfb_ms_p50"), jnum(j, "ttfb_ms_p95"), jstr(j, "date"));
+			jnum(j, "host_cpu_pct"), jnum(j, "stalls"), jnum(j, "cc_errors"),
+			jnum(j, "dropped"), jnum(j, "ttfb_ms_p50"), jnum(j, "ttfb_ms_p95"),
+			jstr(j, "date"));
 	}
 }
 
@@ -189,7 +192,7 @@ static int report_plots(const struct report *r, struct ptv_buf *md)
 	size_t i, k, nd = 0;
 	int ret = 0;
 
-	ptv_buf_puts(&gp, "set terminal png size 900,540\nset logscale x\nset grid\n"
+	ptv_buf_puts(&gp, "set terminal png size 900,540\nset logscale xy\nset grid\n"
 			  "set key left top\nset xlabel 'clients'\n");
 	for (i = 0; i < r->nf && nd < PTV_ARRAY_SIZE(done); i++) {
 		double mbps = jnum(r->fanout[i], "bitrate_mbps");
@@ -244,6 +247,10 @@ int bench_cmd_report(int argc, char **argv)
 	r.in = argv[1];
 	if (!r.out)
 		r.out = r.in;
+	if (mkdir(r.out, 0755) == -1 && errno != EEXIST) {
+		fprintf(stderr, "report: cannot create %s: %s\n", r.out, strerror(errno));
+		return BENCH_EX_FAIL;
+	}
 	report_load(&r);
 	ptv_buf_printf(&md, "# plextv-bench results (%zu fan-out, %zu http)\n\n", r.nf, r.nh);
 	report_fanout_md(&r, &md);

@@ -101,12 +101,12 @@ static const char src_http_hdr[] = "HTTP/1.0 200 OK\r\n"
 				   "Cache-Control: no-cache\r\n"
 				   "Connection: close\r\n\r\n";
 
-static void src_usage(void)
+static void src_usage(FILE *f)
 {
-	fprintf(stderr, "usage: plextv-bench source --port P [--file TS|gen] [--bitrate MBITS]\n"
-			"       [--duration S] [--tick-ms MS] [--raw]\n"
-			"       [--fault cc@T|sync@T|stall@T+D:K|drop@T:K]\n"
-			"       [--stats FILE] [--max-clients N]\n");
+	fprintf(f, "usage: plextv-bench source --port P [--file TS|gen] [--bitrate MBITS]\n"
+		   "       [--duration S] [--tick-ms MS] [--raw]\n"
+		   "       [--fault cc@T|sync@T|stall@T+D:K|drop@T:K]\n"
+		   "       [--stats FILE] [--max-clients N]\n");
 }
 
 static int src_parse_fault(const char *s, struct src_fault *f)
@@ -187,6 +187,8 @@ static int src_parse(int argc, char **argv, struct src_opts *o)
 			else
 				ret = src_parse_fault(optarg, &o->faults[o->nfaults++]);
 			break;
+		case 'h':
+			return -ECANCELED;
 		default:
 			ret = -EINVAL;
 			break;
@@ -559,10 +561,11 @@ int bench_cmd_source(int argc, char **argv)
 	struct src_state *s = ptv_xcalloc(1, sizeof(*s));
 	int ret;
 
-	if (src_parse(argc, argv, &s->o)) {
-		src_usage();
+	ret = src_parse(argc, argv, &s->o);
+	if (ret) {
+		src_usage(ret == -ECANCELED ? stdout : stderr);
 		free(s);
-		return BENCH_EX_USAGE;
+		return ret == -ECANCELED ? BENCH_EX_OK : BENCH_EX_USAGE;
 	}
 	ret = src_setup(s);
 	if (ret)

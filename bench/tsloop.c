@@ -76,6 +76,74 @@ static int64_t ts_diff33(uint64_t a, uint64_t b)
 }
 
 /*
+ * Offset of a PES header that starts in this packet; *@flags gets PTS_DTS_flags (0 when there
+ * is no such header or it has no optional fields).
+ */
+static size_t ts_pes_header(const uint8_t *p, unsigned *flags)
+{
+	unsigned afc = (p[3] >> 4) & 3u, sid;
+	size_t o = 4;
+
+	*flags = 0;
+	if (!(p[1] & 0x40u) || !(afc & 1u))
+		return 0;
+	if (afc & 2u)
+		o += 1u + p[4];
+	if (o + 14 > BENCH_TS_PKT || p[o] || p[o + 1] || p[o + 2] != 1)
+		return 0;
+	sid = p[o + 3];
+	/* These stream ids have no optional PES header (13818-1 Table 2-21). */
+	if (sid < 0xbd || sid == 0xbe || sid == 0xbf || (sid >= 0xf0 && sid <= 0xf2) ||
+	    sid == 0xf8 || sid == 0xff)
+		return 0;
+	*flags = p[o + 7] >> 6;
+	return o;
+}
+
+struct ts_pts_span {
+	int64_t min, max; /* relative to the PID's first PTS, 90 kHz */
+	uint64_t first;
+	unsigned n;
+};
+
+/*
+ * The loop period must cover every PID's PTS range plus one frame, or the next pass would
+ * start below the previous one's last PTS (a cut capture's audio often leads its PCR). The
+ * PCR then moves forward a little at the seam, which is harmless; going back is not.
+ */
+static double ts_file_pts_period(const struct bench_ts_file *f)
+{
+	static struct ts_pts_span span[8192];
+	double period = 0;
+	unsigned flags, pid;
+	size_t i, o;
+
+	memset(span, 0, sizeof(span));
+	for (i = 0; i < f->npkt; i++) {
+		const uint8_t *p = f->data + i * BENCH_TS_PKT;
+		struct ts_pts_span *sp = &span[ts_pid(p)];
+		int64_t v;
+
+		o = ts_pes_header(p, &flags);
+		if (!(flags & 2u))
+			continue;
+		if (!sp->n++)
+			sp->first = ts_pts_get(p + o + 9);
+		v = ts_diff33(ts_pts_get(p + o + 9), sp->first);
+		sp->min = PTV_MIN(sp->min, v);
+		sp->max = PTV_MAX(sp->max, v);
+	}
+	for (pid = 0; pid < 8192; pid++) {
+		const struct ts_pts_span *sp = &span[pid];
+		double range = (double)(sp->max - sp->min);
+
+		if (sp->n >= 2)
+			period = PTV_MAX(period, (range + range / (sp->n - 1)) * 300);
+	}
+	return period;
+}
+
+/*
  * Natural rate from the first and last PCR of the first PCR PID. Files whose PCR jumps
  * (discontinuities, corrupt captures) give an implausible rate and are treated as PCR-less.
  */
@@ -113,6 +181,7 @@ static void ts_file_probe_pcr(struct bench_ts_file *f)
 	f->pcr_pid = pid;
 	f->t0_27m = (double)first - (double)first_i * BENCH_TS_PKT * 8 / f->rate_bps * 27e6;
 	f->dur_27m = (double)f->npkt * BENCH_TS_PKT * 8 / f->rate_bps * 27e6;
+	f->dur_27m = PTV_MAX(f->dur_27m, ts_file_pts_period(f));
 }
 
 static int ts_file_read(int fd, struct bench_ts_file *f)
@@ -345,22 +414,9 @@ static uint64_t ts_loop_map90(const struct bench_ts_loop *l, uint64_t v)
 /* Rewrites PTS and DTS of a PES header starting in this packet. */
 static void ts_loop_pes(const struct bench_ts_loop *l, uint8_t *p)
 {
-	unsigned afc = (p[3] >> 4) & 3u;
-	size_t o = 4;
-	unsigned sid, flags;
+	unsigned flags;
+	size_t o = ts_pes_header(p, &flags);
 
-	if (!(p[1] & 0x40u) || !(afc & 1u))
-		return;
-	if (afc & 2u)
-		o += 1u + p[4];
-	if (o + 14 > BENCH_TS_PKT || p[o] || p[o + 1] || p[o + 2] != 1)
-		return;
-	sid = p[o + 3];
-	/* These stream ids have no optional PES header (13818-1 Table 2-21). */
-	if (sid < 0xbd || sid == 0xbe || sid == 0xbf || (sid >= 0xf0 && sid <= 0xf2) ||
-	    sid == 0xf8 || sid == 0xff)
-		return;
-	flags = p[o + 7] >> 6;
 	if (flags & 2u)
 		ts_pts_set(p + o + 9, ts_loop_map90(l, ts_pts_get(p + o + 9)));
 	if (flags == 3u && o + 19 <= BENCH_TS_PKT)

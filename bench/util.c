@@ -98,15 +98,32 @@ void bench_meta_collect(struct bench_meta *m)
 		m->mem_bytes = (uint64_t)si.totalram * si.mem_unit;
 }
 
+static double meta_loadavg(void)
+{
+	double l = NAN;
+	FILE *f = fopen("/proc/loadavg", "re");
+
+	if (f) {
+		if (fscanf(f, "%lf", &l) != 1)
+			l = NAN;
+		fclose(f);
+	}
+	return l;
+}
+
 json_t *bench_json_result(const char *scenario, const char *relay)
 {
 	struct bench_meta m;
+	json_t *j;
 
 	bench_meta_collect(&m);
-	return json_pack("{s:s, s:s, s:s, s:b, s:s, s:s, s:I, s:I, s:s}", "scenario", scenario,
-			 "relay", relay, "commit", m.commit, "dirty", m.dirty, "kernel", m.kernel,
-			 "cpu_model", m.cpu_model, "ncpu", (json_int_t)m.ncpu, "mem_bytes",
-			 (json_int_t)m.mem_bytes, "date", m.date);
+	j = json_pack("{s:s, s:s, s:s, s:b, s:s, s:s, s:I, s:I, s:s}", "scenario", scenario,
+		      "relay", relay, "commit", m.commit, "dirty", m.dirty, "kernel", m.kernel,
+		      "cpu_model", m.cpu_model, "ncpu", (json_int_t)m.ncpu, "mem_bytes",
+		      (json_int_t)m.mem_bytes, "date", m.date);
+	/* Other work on the machine skews every figure: record how busy it was. */
+	bench_json_num(j, "loadavg_1m", meta_loadavg());
+	return j;
 }
 
 void bench_json_num(json_t *obj, const char *key, double v)

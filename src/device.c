@@ -3,12 +3,12 @@
  * HDHomeRun identities, one record per virtual device in PTV_DB_DEVICES:
  * u32 BE index -> {"device_id":"1054A3F7","uuid":"…","auth":"…"}.
  */
-#include <ctype.h>
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <uuid/uuid.h>
@@ -98,19 +98,15 @@ static int ptv_device_generate(struct ptv_device_identity *d)
 
 static int ptv_device_parse_id(const char *hex, uint32_t *out)
 {
-	uint32_t v = 0;
+	uint32_t v;
 
-	if (strlen(hex) != 8)
+	if (strlen(hex) != 8 || strspn(hex, "0123456789abcdefABCDEF") != 8)
 		return -PTV_ERR_PARSE;
-	for (int i = 0; i < 8; i++) {
-		if (!isxdigit((unsigned char)hex[i]))
-			return -PTV_ERR_PARSE;
-		v = v << 4 | (uint32_t)(isdigit((unsigned char)hex[i])
-						? hex[i] - '0'
-						: tolower((unsigned char)hex[i]) - 'a' + 10);
-	}
+	v = (uint32_t)strtoul(hex, NULL, 16);
+	if (!ptv_device_id_valid(v))
+		return -PTV_ERR_PARSE;
 	*out = v;
-	return ptv_device_id_valid(v) ? 0 : -PTV_ERR_PARSE;
+	return 0;
 }
 
 /* A stored record is trusted only when every field is well formed. */
@@ -127,7 +123,7 @@ static int ptv_device_decode(const json_t *rec, struct ptv_device_identity *d)
 	    strlen(auth) != sizeof(d->auth) - 1 || strspn(auth, ptv_device_b64) != strlen(auth))
 		return -PTV_ERR_PARSE;
 	ptv_device_set_id(d, v);
-	memcpy(d->uuid, uuid, sizeof(d->uuid));
+	uuid_unparse_lower(u, d->uuid);
 	memcpy(d->auth, auth, sizeof(d->auth));
 	return 0;
 }
@@ -150,11 +146,10 @@ static int ptv_device_load(MDB_txn *txn, struct ptv_device_ctx *c)
 	rc = ptv_device_decode(rec, c->out);
 	json_decref(rec);
 	if (rc)
-		ptv_error(
-			MOD,
-			"stored identity of virtual device %" PRIu32 " is damaged; restore a "
-			"backup of the store (a new identity would appear to Plex as a new tuner)",
-			be32toh(c->key));
+		ptv_error(MOD,
+			  "virtual device %" PRIu32 ": stored identity damaged; restore a backup "
+			  "(a new identity would look like a new tuner to Plex)",
+			  be32toh(c->key));
 	return rc;
 }
 

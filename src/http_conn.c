@@ -204,6 +204,8 @@ bool http_conn_maybe_free(struct http_conn *c)
 	return true;
 }
 
+static void conn_recv_arm(struct http_conn *c);
+
 /*
  * Completion handlers pin the connection: anything they call may close it, and the pin keeps
  * the memory until the handler is done with it. Returns true when unpinning freed it.
@@ -255,13 +257,18 @@ void http_conn_close(struct http_conn *c, bool abort)
 void http_conn_linger(struct http_conn *c)
 {
 	/* Closing with unread input makes the kernel send RST, which can destroy the response
-	 * still in the peer's receive queue. Send FIN, discard input for a while, then close. */
+	 * still in the peer's receive queue. Send FIN, keep reading (and discarding) input for a
+	 * while so the receive queue stays empty, then close: the kernel still delivers what is
+	 * queued for sending. */
 	c->lingering = true;
 	shutdown(c->fd, SHUT_WR);
-	if (c->peer_eof || !c->recv_armed) {
+	ptv_buf_free(&c->inbuf);
+	if (c->peer_eof) {
 		http_conn_close(c, false);
 		return;
 	}
+	c->read_paused = false;
+	conn_recv_arm(c);
 	http_conn_timer(c, HTTP_T_LINGER, HTTP_LINGER_MS);
 }
 

@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -79,6 +80,7 @@ struct ingest {
 	/* reconnect policy: since the last healthy session */
 	int used[ING_MAX_URLS]; /* reconnects spent */
 	bool tried[ING_MAX_URLS];
+	bool rtsp_udp[ING_MAX_URLS]; /* next RTSP attempt without a transport in the URL: UDP */
 };
 
 /* ---- small helpers ---- */
@@ -137,11 +139,15 @@ static bool is_regular(int fd)
 	return !fstat(fd, &st) && S_ISREG(st.st_mode);
 }
 
-/* Child hygiene: die with the parent, no privileges, no core files, bounded memory. */
+/*
+ * Child hygiene: die with the parent, no privileges, no core files, bounded memory.
+ * Returns -ESRCH when the parent is already gone; the rest is best effort (a sandbox that
+ * refuses a prctl must not stop the channel), reported as a log event.
+ */
 static int harden(const struct ingest *g)
 {
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
-		return -errno;
+		ing_ev_log("warn", "prctl(PDEATHSIG/NO_NEW_PRIVS) failed");
 	/* The parent may have died before PDEATHSIG was armed. */
 	if (parent_gone(g))
 		return -ESRCH;
@@ -168,7 +174,14 @@ static int read_config(char **out, size_t *len)
 		uint64_t now = ptv_now_ms();
 		ssize_t r;
 
-		if (now >= end || poll(&pfd, 1, (int)(end - now)) == 0)
+		int pr;
+
+		if (now >= end)
+			goto fail;
+		pr = poll(&pfd, 1, (int)(end - now));
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr <= 0)
 			goto fail;
 		r = read(FD_CFG, buf + n, ING_CFG_MAX - n);
 		if (r < 0 && errno == EINTR)
@@ -191,49 +204,36 @@ fail:
 
 /* ---- opening ---- */
 
-/*
- * FFmpeg's rtsp demuxer takes its transport only as an option; IPTV lists carry it in the URL
- * (?rtsp_transport=udp). Removes that parameter from the query into @val.
- */
-static char *strip_rtsp_transport(const char *url, char *val, size_t vlen)
-{
-	const char *q = strchr(url, '?'), *p;
-	char *res, *w;
-
-	val[0] = '\0';
-	res = ptv_xstrdup(url);
-	if (!q)
-		return res;
-	w = res + (q - url); /* rebuild the query in place */
-	for (p = q + 1; *p;) {
-		size_t n = strcspn(p, "&#");
-
-		if (n > 15 && !strncmp(p, "rtsp_transport=", 15)) {
-			snprintf(val, vlen, "%.*s", (int)(n - 15), p + 15);
-		} else if (n) {
-			char sep = w == res + (q - url) ? '?' : '&';
-
-			*w++ = sep;
-			memcpy(w, p, n);
-			w += n;
-		}
-		p += n;
-		if (*p == '#') {
-			strcpy(w, p);
-			return res;
-		}
-		p += *p == '&';
-	}
-	*w = '\0';
-	return res;
-}
-
 static void set_opt_us(AVDictionary **d, const char *key, int ms)
 {
 	av_dict_set_int(d, key, (int64_t)ms * 1000, 0);
 }
 
-static void build_options(const struct ingest *g, AVDictionary **d, bool udp)
+/* Does @url start with "@scheme:"? */
+static bool has_scheme(const char *url, const char *scheme)
+{
+	size_t n = strlen(scheme);
+
+	return !strncasecmp(url, scheme, n) && url[n] == ':';
+}
+
+/*
+ * "timeout" means socket I/O timeout for http (passed down to tcp), rtsp, udp, rtp and srt,
+ * but for rtmp it is a LISTEN timeout that turns the client into a server: set it only where
+ * it means what we want. rw_timeout is generic (every URLContext) and always safe.
+ */
+static bool timeout_means_io(const char *url)
+{
+	static const char *const io[] = {"http", "https", "rtsp", "rtsps", "udp", "rtp", "srt"};
+
+	for (size_t i = 0; i < PTV_ARRAY_SIZE(io); i++) {
+		if (has_scheme(url, io[i]))
+			return true;
+	}
+	return false;
+}
+
+static void build_options(const struct ingest *g, AVDictionary **d, const char *url)
 {
 	const struct ing_cfg *c = &g->cfg;
 
@@ -247,7 +247,10 @@ static void build_options(const struct ingest *g, AVDictionary **d, bool udp)
 	if (c->kind == ING_KIND_FILE)
 		return;
 	set_opt_us(d, "rw_timeout", c->rw_timeout_ms);
-	set_opt_us(d, "timeout", c->rw_timeout_ms); /* http->tcp, rtsp, udp, srt socket I/O */
+	if (timeout_means_io(url))
+		set_opt_us(d, "timeout", c->rw_timeout_ms);
+	if (has_scheme(url, "srt"))
+		av_dict_set_int(d, "connect_timeout", c->rw_timeout_ms, 0); /* ms */
 	if (c->user_agent)
 		av_dict_set(d, "user_agent", c->user_agent, 0);
 	if (c->referer)
@@ -259,7 +262,7 @@ static void build_options(const struct ingest *g, AVDictionary **d, bool udp)
 	av_dict_set(d, "extension_picky", "0", 0);
 	/* Reconnects are ours (events, backoff, continuity), not the http protocol's. */
 	av_dict_set(d, "reconnect", "0", 0);
-	if (udp)
+	if (has_scheme(url, "udp"))
 		av_dict_set(d, "overrun_nonfatal", "1", 0); /* a late read drops, not fails */
 }
 
@@ -437,7 +440,7 @@ static int open_session(struct ingest *g, int u, int attempt)
 	AVDictionary *opts = NULL;
 	AVProgram *variant;
 	char *real_url = NULL;
-	bool rtsp = !strncmp(url, "rtsp", 4), udp = !strncmp(url, "udp:", 4);
+	bool rtsp = has_scheme(url, "rtsp") || has_scheme(url, "rtsps");
 	int ret;
 
 	ing_ev("opening", "s:i, s:i", "url", u, "attempt", attempt);
@@ -447,12 +450,12 @@ static int open_session(struct ingest *g, int u, int attempt)
 		       "scheme not allowed for this source kind");
 		return AVERROR(EPERM);
 	}
-	build_options(g, &opts, udp);
-	real_url =
-		rtsp ? strip_rtsp_transport(url, transport, sizeof(transport)) : ptv_xstrdup(url);
-	if (rtsp) /* default: TCP, UDP on every other retry */
+	build_options(g, &opts, url);
+	real_url = rtsp ? ing_url_take_param(url, "rtsp_transport", transport, sizeof(transport))
+			: ptv_xstrdup(url);
+	if (rtsp)
 		av_dict_set(&opts, "rtsp_transport",
-			    transport[0] ? transport : (attempt % 2 ? "udp" : "tcp"), 0);
+			    transport[0] ? transport : (g->rtsp_udp[u] ? "udp" : "tcp"), 0);
 	g->ic = avformat_alloc_context();
 	if (!g->ic) {
 		ret = AVERROR(ENOMEM);
@@ -494,7 +497,7 @@ static uint64_t stall_deadline(const struct ingest *g)
 
 	if (!g->sess_first_ns)
 		return g->sess_start_ns + stall;
-	for (int i = 0; i < ING_SLOT_N; i++) {
+	for (int i = 0; i < ING_SLOT_SUB; i++) { /* audio and video: subtitles are sparse */
 		int64_t d = ing_out_last_dts(&g->out, i);
 
 		if (d != AV_NOPTS_VALUE && (newest == AV_NOPTS_VALUE || d > newest))
@@ -548,6 +551,11 @@ static enum sess_end read_loop(struct ingest *g, int u)
 
 	for (;;) {
 		g->deadline_ns = stall_deadline(g);
+		/* Also checked here: a demuxer answering EAGAIN never calls the interrupt. */
+		if (ptv_now_ns() > g->deadline_ns) {
+			g->timed_out = true;
+			return g->sess_first_ns ? SESS_STALL : SESS_NO_DATA;
+		}
 		ret = av_read_frame(g->ic, g->pkt);
 		if (ret == AVERROR_EOF || (ret < 0 && !g->timed_out && avio_feof(g->ic->pb)))
 			return g->sess_first_ns ? SESS_EOF : SESS_NO_DATA;
@@ -590,8 +598,11 @@ static enum sess_end session(struct ingest *g, int u, int attempt)
 		if (end == SESS_NO_DATA)
 			error_event(u, "no_data", 0);
 	}
-	if (g->out.epipe)
+	if (g->out.epipe || parent_gone(g))
 		end = SESS_PARENT_GONE;
+	/* RTSP without an explicit transport: TCP first, the other one after a failed start. */
+	if (end == SESS_OPEN_FAILED || end == SESS_NO_DATA)
+		g->rtsp_udp[u] = !g->rtsp_udp[u];
 	g->deadline_ns = 0;
 	ing_out_unmap(&g->out, &g->map);
 	avformat_close_input(&g->ic);

@@ -350,3 +350,37 @@ int ing_cfg_check_scheme(const struct ing_cfg *cfg, const char *url)
 		known |= strlen(url_schemes[i]) == n && !strncasecmp(url, url_schemes[i], n);
 	return known && in_list(protos, url, n) ? 0 : -EPERM;
 }
+
+/*
+ * FFmpeg's rtsp demuxer takes its transport only as an option; IPTV lists carry it in the URL
+ * (?rtsp_transport=udp). The rest of the query and the fragment are kept as they were.
+ */
+char *ing_url_take_param(const char *url, const char *name, char *val, size_t vlen)
+{
+	const char *q = strchr(url, '?'), *p;
+	size_t nlen = strlen(name);
+	char *res, *w;
+
+	val[0] = '\0';
+	res = ptv_xstrdup(url);
+	if (!q)
+		return res;
+	w = res + (q - url); /* rebuild the query in place: it can only shrink */
+	for (p = q + 1; *p && *p != '#';) {
+		size_t n = strcspn(p, "&#");
+
+		if (n > nlen && !strncmp(p, name, nlen) && p[nlen] == '=') {
+			snprintf(val, vlen, "%.*s", (int)(n - nlen - 1), p + nlen + 1);
+		} else if (n) {
+			char sep = w == res + (q - url) ? '?' : '&';
+
+			*w++ = sep;
+			memcpy(w, p, n);
+			w += n;
+		}
+		p += n;
+		p += *p == '&';
+	}
+	strcpy(w, p); /* "" or the fragment */
+	return res;
+}

@@ -72,6 +72,12 @@ const char *ing_cfg_protocols(const struct ing_cfg *cfg);
 /** 0 when @url's scheme may be opened at top level under @cfg, else -EPERM. */
 int ing_cfg_check_scheme(const struct ing_cfg *cfg, const char *url);
 
+/**
+ * Returns a copy of @url (free() it) without the query parameter @name, whose value goes to
+ * @val ("" when absent).
+ */
+char *ing_url_take_param(const char *url, const char *name, char *val, size_t vlen);
+
 /* ---- events (fd 2) ---- */
 
 /** Starts events on @fd and routes av_log there. @t0_ns: the child's start (ptv_now_ns()). */

@@ -275,6 +275,11 @@ static int new_output_stream(struct ing_out *o, struct ing_map *m, int slot, con
 		av_freep(&st->codecpar->extradata);
 		st->codecpar->extradata_size = 0;
 	}
+	if (st->codecpar->codec_type == AVMEDIA_TYPE_AUDIO && st->codecpar->sample_rate <= 0) {
+		/* The probe ended before an audio frame was parsed. The muxer insists on a rate
+		 * but MPEG-TS does not carry it (the decoder reads it from the frames). */
+		st->codecpar->sample_rate = 48000;
+	}
 	st->time_base = ING_TB;
 	av_dict_copy(&st->metadata, in->metadata, 0); /* language tags */
 	o->trk[slot].st = st;
@@ -364,12 +369,16 @@ void ing_out_unmap(struct ing_out *o, struct ing_map *m)
 
 /* ---- timestamps ---- */
 
-/* Where the next packet of any track should land: just after the newest one written. */
+/*
+ * Where the next packet of any track should land: just after the newest one written. The
+ * timeline is audio and video: subtitle timestamps are sparse and often offset, and must
+ * not push the splice point ahead.
+ */
 static int64_t next_out_dts(const struct ing_out *o)
 {
 	int64_t next = AV_NOPTS_VALUE;
 
-	for (int i = 0; i < ING_SLOT_N; i++) {
+	for (int i = 0; i < ING_SLOT_SUB; i++) {
 		const struct ing_track *t = &o->trk[i];
 
 		if (t->st && t->last_dts != AV_NOPTS_VALUE)
@@ -383,7 +392,7 @@ static int64_t newest_out_dts(const struct ing_out *o)
 {
 	int64_t newest = AV_NOPTS_VALUE;
 
-	for (int i = 0; i < ING_SLOT_N; i++) {
+	for (int i = 0; i < ING_SLOT_SUB; i++) {
 		if (o->trk[i].st && o->trk[i].last_dts != AV_NOPTS_VALUE)
 			newest = newest == AV_NOPTS_VALUE ? o->trk[i].last_dts
 							  : PTV_MAX(newest, o->trk[i].last_dts);

@@ -404,12 +404,21 @@ static void field_set(struct ptv_m3u_parser *p, enum m3u_field f, const char *v,
 
 /* ---- request headers (EXTINF attributes, #EXTVLCOPT, Kodi |suffix, stream_headers) ---- */
 
+/* Message framing belongs to whoever makes the request: a playlist must not set it. */
+static const char *const framing_headers[] = {
+	"content-length", "transfer-encoding", "connection", "keep-alive", "te",
+	"trailer",	  "upgrade",	       "expect",
+};
+
 static bool header_name_ok(const char *n, size_t len)
 {
 	if (!len || len > KEY_MAX)
 		return false;
 	for (size_t i = 0; i < len; i++)
 		if (!is_tchar(n[i]))
+			return false;
+	for (size_t i = 0; i < PTV_ARRAY_SIZE(framing_headers); i++)
+		if (eq_nocase(n, len, framing_headers[i]))
 			return false;
 	return true;
 }

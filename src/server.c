@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "plextv/build-config.h"
+#include "plextv/discovery.h"
 #include "plextv/hdhr.h"
 #include "plextv/http.h"
 #include "plextv/lineup_svc.h"
@@ -16,6 +17,7 @@
 #include "plextv/metrics.h"
 #include "plextv/ops.h"
 #include "plextv/reactor.h"
+#include "plextv/relay.h"
 #include "plextv/server.h"
 #include "plextv/store.h"
 #include "plextv/workers.h"
@@ -42,6 +44,8 @@ struct server {
 	struct ptv_store *store;
 	struct ptv_lineup_svc *lineup;
 	struct ptv_hdhr *hdhr;
+	struct ptv_relay *relay;
+	struct ptv_discovery *disc; /* SSDP, UDP 65001, eBPF: runs on reactor 0 */
 	struct ptv_http_shared shared;
 	struct ptv_http_limits limits;
 	char server_header[64];
@@ -64,6 +68,14 @@ static void server_report(struct server *srv, int err)
 	pthread_mutex_unlock(&srv->lock);
 }
 
+/* The loop ends when neither HTTP connections nor relay work (children, messages) remain. */
+static bool thread_busy(void *arg)
+{
+	struct server_thread *t = arg;
+
+	return ptv_http_server_busy(t->http) || ptv_relay_busy(t->r);
+}
+
 static int thread_setup(struct server_thread *t)
 {
 	struct server *srv = t->srv;
@@ -80,8 +92,14 @@ static int thread_setup(struct server_thread *t)
 	t->listen_fd = -1; /* owned by the HTTP server now */
 	ptv_reactor_set_local(t->r, PTV_SLOT_HTTP, t->http);
 	ptv_lineup_svc_attach(srv->lineup, t->r);
-	ptv_reactor_set_busy(t->r, ptv_http_server_busy, t->http);
-	return ptv_http_server_start(t->http);
+	ret = ptv_relay_attach(srv->relay, t->r);
+	if (ret)
+		return ret;
+	ptv_reactor_set_busy(t->r, thread_busy, t);
+	ret = ptv_http_server_start(t->http);
+	if (!ret && t->index == 0)
+		ret = ptv_discovery_start(srv->disc, t->r);
+	return ret;
 }
 
 static void *thread_main(void *arg)
@@ -99,6 +117,7 @@ static void *thread_main(void *arg)
 	}
 	if (t->r) {
 		/* Stop publication first, then run what was already posted, then let go. */
+		ptv_relay_detach(t->r);
 		ptv_lineup_svc_detach(t->srv->lineup, t->r);
 		ptv_reactor_run_inbox(t->r);
 		ptv_lineup_svc_release(t->r);
@@ -159,7 +178,10 @@ static void thread_drain_task(void *arg)
 {
 	struct server_thread *t = arg;
 
+	ptv_relay_drain(t->r);
 	ptv_http_server_drain(t->http);
+	if (t->index == 0)
+		ptv_discovery_stop(t->srv->disc); /* ssdp:byebye while the reactor still runs */
 }
 
 static void thread_close_all_task(void *arg)
@@ -288,6 +310,7 @@ static void server_reload(struct server *srv)
 	ptv_log_set_format(next.log_format);
 	atomic_store(&srv->shared.max_open, next.max_connections);
 	ptv_http_limits_from_config(&srv->limits, &next);
+	ptv_relay_reconfigure(srv->relay, &next);
 	for (unsigned i = 0; i < srv->n; i++) {
 		struct limits_task *lt = ptv_xmalloc(sizeof(*lt));
 
@@ -397,7 +420,21 @@ static int server_init(struct server *srv, const struct ptv_config *cfg)
 	if (!ret)
 		ret = ptv_ops_routes_register(srv->router, srv->pool);
 	if (!ret)
-		ret = ptv_hdhr_routes_register(srv->router, srv->lineup, NULL, &srv->hdhr);
+		ret = ptv_relay_new(cfg, srv->pool, srv->n, &srv->relay);
+	if (!ret)
+		ret = ptv_relay_routes_register(srv->relay, srv->router);
+	if (!ret) {
+		struct ptv_hdhr_hooks hooks = { ptv_relay_hook_tune, ptv_relay_hook_status,
+						srv->relay };
+
+		ret = ptv_hdhr_routes_register(srv->router, srv->lineup, &hooks, &srv->hdhr);
+	}
+	if (!ret) {
+		struct ptv_discovery_deps dd = { &srv->cfg, srv->lineup, srv->router, &srv->shared,
+						 &srv->limits };
+
+		ret = ptv_discovery_new(&dd, &srv->disc);
+	}
 	return ret;
 }
 
@@ -406,6 +443,8 @@ static void server_deinit(struct server *srv)
 	/* The pool first: its jobs may post answers to reactors, which still exist. */
 	ptv_pool_free(srv->pool);
 	server_free_threads(srv);
+	ptv_discovery_free(srv->disc); /* after the rings: its receives pointed into it */
+	ptv_relay_free(srv->relay); /* after the rings: no read may land in a freed chunk */
 	ptv_router_free(srv->router);
 	ptv_hdhr_free(srv->hdhr);
 	ptv_lineup_svc_free(srv->lineup);

@@ -875,7 +875,8 @@ static const struct ptv_store_migration *ptv_store_migration_from(uint32_t from)
 
 struct ptv_store_setup {
 	struct ptv_store *s;
-	uint32_t found; /* schema in the file before this open; 0 for a new store */
+	uint32_t found; /* schema in the file before this open */
+	bool present;	/* false: a new store */
 };
 
 static int ptv_store_open_dbis(MDB_txn *txn, struct ptv_store *s, unsigned flags)
@@ -915,6 +916,7 @@ static int ptv_store_setup_txn(MDB_txn *txn, void *arg)
 		return rc;
 	c->found = 0;
 	rc = ptv_store_get_u32(txn, s->dbi[PTV_DB_META], "schema", &c->found);
+	c->present = rc == 0;
 	if (rc == -ENOENT)
 		return ptv_store_put_u32(txn, s->dbi[PTV_DB_META], "schema", PTV_STORE_SCHEMA);
 	if (rc)
@@ -940,6 +942,7 @@ static int ptv_store_setup_ro(struct ptv_store_setup *c)
 	rc = ptv_store_open_dbis(txn, s, 0);
 	if (!rc)
 		rc = ptv_store_get_u32(txn, s->dbi[PTV_DB_META], "schema", &c->found);
+	c->present = rc == 0;
 	if (!rc && c->found != PTV_STORE_SCHEMA)
 		rc = -PTV_ERR_PARSE;
 	if (rc)
@@ -952,7 +955,7 @@ static int ptv_store_setup_ro(struct ptv_store_setup *c)
 
 static int ptv_store_setup(struct ptv_store *s)
 {
-	struct ptv_store_setup c = {s, 0};
+	struct ptv_store_setup c = {.s = s};
 	int rc;
 
 	rc = s->read_only ? ptv_store_setup_ro(&c) : ptv_store_write(s, ptv_store_setup_txn, &c);
@@ -964,7 +967,7 @@ static int ptv_store_setup(struct ptv_store *s)
 			  "%s: schema %" PRIu32 " was written by a newer plextv (this build knows "
 			  "%d); upgrade plextv or restore a backup made by this version",
 			  s->path, c.found, PTV_STORE_SCHEMA);
-	} else if (rc == -PTV_ERR_PARSE && c.found && c.found < PTV_STORE_SCHEMA) {
+	} else if (rc == -PTV_ERR_PARSE && c.present && c.found < PTV_STORE_SCHEMA) {
 		ptv_error(MOD, "%s: schema %" PRIu32 " %s", s->path, c.found,
 			  s->read_only ? "needs a migration: open it read-write once"
 				       : "has no migration path to this version");
@@ -972,7 +975,7 @@ static int ptv_store_setup(struct ptv_store *s)
 		ptv_store_corrupt(s, "holds damaged records");
 	} else if (rc) {
 		ptv_error(MOD, "%s: cannot set up the databases: %s", s->path, ptv_strerror(rc));
-	} else if (c.found && c.found < PTV_STORE_SCHEMA) {
+	} else if (c.present && c.found < PTV_STORE_SCHEMA) {
 		ptv_info(MOD, "%s: migrated schema %" PRIu32 " to %d", s->path, c.found,
 			 PTV_STORE_SCHEMA);
 	}

@@ -51,26 +51,32 @@
  *         dash, so a local playlist cannot pull other files).
  *   HLS: extension_picky = 0 so IPTV segment URLs like seg.php?n=1 or x.ts?token=… play;
  *        file: segments stay blocked by the protocol whitelist.
- *   URL query options understood by libavformat itself and worth knowing:
- *        udp://239.1.1.1:1234?localaddr=IFACE_IP&sources=SRC_IP (multicast interface, SSM),
- *        rtsp transport: the "rtsp_transport" key of the URL query is NOT parsed by FFmpeg;
- *        the child reads ?rtsp_transport=udp|tcp|udp_multicast|http from an rtsp:// URL
- *        (default "tcp" then "udp" on the next attempt) and removes it before opening.
+ *   Per-protocol options: "timeout" (socket I/O) only for http(s), rtsp, udp, rtp and srt;
+ *        for rtmp FFmpeg's "timeout" means LISTEN, so rtmp gets only the generic rw_timeout.
+ *        http: no internal reconnect (ours has events, backoff and timestamp continuity).
+ *        udp: overrun_nonfatal=1. srt: connect_timeout = rw_timeout_ms.
+ *   URL query options worth knowing:
+ *        udp://239.1.1.1:1234?localaddr=IFACE_IP&sources=SRC_IP (multicast interface and
+ *        source-specific multicast; parsed by FFmpeg's udp protocol itself);
+ *        rtsp://…?rtsp_transport=udp|tcp|udp_multicast|http: FFmpeg does not read this from
+ *        the URL; the child takes it out of the query and sets the option. Without it: TCP,
+ *        switching to UDP (and back) after each attempt that fails to start.
  *
  * Output on fd 1: MPEG-TS, 188-byte packets, codec copy (no transcoding). One mpegts muxer for
  *   the life of the process: PAT/PMT every 0.1 s and before every video keyframe, SDT every
  *   0.5 s, PCR from the muxer (VBR, derived from DTS), max_delay 0.2 s, every write(2) is a
  *   whole number of 188-byte packets (the avio buffer is 174 * 188 bytes and is flushed after
- *   every muxed packet). Output starts with PAT/PMT then a video keyframe (when the input has
- *   video). Across reconnects, failovers and file loops the demuxer is reopened and timestamps
- *   are offset so output DTS/PTS/PCR keep increasing (contiguous: the next packet follows the
+ *   every muxed packet). Output starts with SDT, PAT, PMT, then the first video keyframe
+ *   (when the input has video: each session drops what comes before its first keyframe).
+ *   Across reconnects, failovers and file loops the demuxer is reopened and timestamps are
+ *   offset so output DTS/PTS/PCR keep increasing (contiguous: the next packet follows the
  *   last one by one frame, the outage itself is not represented); continuity counters are
  *   continuous because the muxer is the same. Streams: first video, first audio and first
  *   DVB subtitle/teletext of the chosen program (HLS: the chosen variant). H.264/HEVC in
- *   AVCC form (RTMP, MP4) is converted to Annex B; raw AAC is given ADTS headers, so a
- *   failover between source types stays valid. If a later input has a different codec for a
- *   stream, a "log" event says so and that stream's packets are dropped (a video codec change
- *   then ends in a video_stall reconnect; the parent's restart makes a new muxer).
+ *   AVCC form (RTMP, MP4/DASH) is converted to Annex B; raw AAC gets ADTS headers, so a
+ *   failover between source types stays valid. If a later input has another codec for a
+ *   stream, a "layout" event says so and that stream's packets are dropped (a video codec
+ *   change then ends in a video_stall reconnect; the parent's restart makes a new muxer).
  *   A write to fd 1 failing with EPIPE means the parent went away: exit 0 at once.
  *
  * Events on fd 2: one JSON object per line, each line one write(2) of at most 4096 bytes

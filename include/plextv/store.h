@@ -14,7 +14,9 @@
  * read may nest inside a read or a write on the same thread; a write must not nest inside a
  * write (-EDEADLK: LMDB's writer lock is not recursive). A write nested inside a read cannot
  * grow the map (MDB_MAP_FULL is then -PTV_ERR_LIMIT). Callbacks pass LMDB return codes through
- * ptv_store_err(): map growth recognises MDB_MAP_FULL as -PTV_ERR_LIMIT.
+ * ptv_store_err(): map growth recognises MDB_MAP_FULL as -PTV_ERR_LIMIT. A callback must not
+ * wait for another thread that uses the store: a pending map resize waits for the callback's
+ * transaction to end and holds back new transactions meanwhile.
  *
  * fork(): a child must neither use nor close a store its parent opened (LMDB forbids it; closing
  * would release the parent's reader slots). Open a new one in the child.

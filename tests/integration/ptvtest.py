@@ -303,8 +303,8 @@ class Server:
     def url(self, path="/"):
         return f"http://{HOST}:{self.port}{path}"
 
-    def connect(self, timeout=5.0):
-        return Conn(self.port, timeout=timeout)
+    def connect(self, timeout=5.0, rcvbuf=None):
+        return Conn(self.port, timeout=timeout, rcvbuf=rcvbuf)
 
     def get(self, path, **kw):
         return http_request(self.port, "GET", path, **kw)
@@ -449,8 +449,15 @@ MAX_BODY = 64 * 1024 * 1024
 class Conn:
     """One client connection with its own receive buffer (so pipelined responses are kept)."""
 
-    def __init__(self, port, timeout=5.0, host=HOST, sock=None):
-        if sock is None:
+    def __init__(self, port, timeout=5.0, host=HOST, sock=None, rcvbuf=None):
+        if sock is None and rcvbuf:
+            # Before connect: shrinking the buffer of an established connection makes the
+            # kernel drop data already in flight, and retransmission backoff then stalls it.
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.settimeout(timeout)
+            sock.connect((host, port))
+        elif sock is None:
             sock = socket.create_connection((host, port), timeout=timeout)
         self.sock = sock
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

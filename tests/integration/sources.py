@@ -9,10 +9,13 @@ Peers:
   HttpTsServer   ffmpeg -re -stream_loop -1 ... -listen 1 http://127.0.0.1:PORT/x.ts
   HlsServer      ffmpeg writing live HLS into a temp dir + an nginx we configure; segments are
                  also reachable as seg.php?n=N (rewrite), to prove .php segment URLs play
+  DashServer     the same with live MPEG-DASH (fMP4 segments)
+  PacedTsServer  a Python HTTP TS server that can stall or freeze video on cue
   RtmpServer     nginx with libnginx-mod-rtmp, fed by ffmpeg
   RtspServer     GStreamer RTSP server (python3-gi, gir1.2-gst-rtsp-server-1.0) in a child
   SrtServer      ffmpeg srt://127.0.0.1:PORT?mode=listener
-  MulticastSender  ffmpeg to udp://239.x inside a fresh netns (loopback multicast route)
+  MulticastSender  ffmpeg to udp:// or rtp://239.x (MPEG-TS, RTP payload 33) inside a fresh
+                 netns (loopback multicast route)
   SilentServer   accepts TCP connections and never sends a byte
   StaticHttp     answers every GET with fixed bytes (HTML 200, a hostile playlist, ...)
 
@@ -33,7 +36,6 @@ import shutil
 import signal
 import socket
 import socketserver
-import struct
 import subprocess
 import sys
 import tempfile
@@ -158,9 +160,11 @@ def demo_file(n=1):
 
 
 def ffmpeg_feed(src, extra_in=()):
-    """ffmpeg argv reading @src in real time, forever, codec copy."""
+    """ffmpeg argv reading @src in real time, forever, codec copy. -flush_packets 1: a live
+    server sends as it goes (else ffmpeg holds 32 KiB, 0.4 s of the demo, before sending,
+    and that would be counted as our cold-open time)."""
     return ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "warning", "-re",
-            "-stream_loop", "-1", *extra_in, "-i", src, "-c", "copy"]
+            "-stream_loop", "-1", *extra_in, "-i", src, "-c", "copy", "-flush_packets", "1"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -268,6 +272,9 @@ class HlsServer(Peer):
         self.root = os.path.join(self.tmp, "www")
         self.dir = os.path.join(self.root, "hls")
         os.makedirs(self.dir)
+        # nginx started by root serves from worker processes running as www-data/nobody.
+        for d in (self.tmp, self.root, self.dir):
+            os.chmod(d, 0o755)
         self.php = php
         self.url = f"http://{HOST}:{self.port}/hls/{'php' if php else 'live'}.m3u8"
         self._stop = threading.Event()
@@ -280,21 +287,25 @@ class HlsServer(Peer):
                                           root=self.root))
         self.spawn([self.nginx, "-c", conf, "-e", os.path.join(self.tmp, "nginx-error.log")],
                    log_name="nginx.log")
-        self.spawn(ffmpeg_feed(self.src) + [
-            "-f", "hls", "-hls_time", "1", "-hls_list_size", "6",
-            "-hls_flags", "delete_segments+omit_endlist",
-            "-hls_segment_filename", os.path.join(self.dir, "seg%d.ts"),
-            os.path.join(self.dir, "live.m3u8")], log_name="ffmpeg.log")
+        self.spawn(ffmpeg_feed(self.src) + self.writer_args(), log_name="ffmpeg.log")
         if not wait_port(self.port, 10):
             raise RuntimeError(f"nginx did not start\n{self.log_tail()}")
-        live = os.path.join(self.dir, "live.m3u8")
-        if not wait_for(lambda: _segments(live) >= 2, 15):
-            raise RuntimeError(f"ffmpeg wrote no HLS playlist\n{self.log_tail()}")
+        if not wait_for(self.ready, 15):
+            raise RuntimeError(f"ffmpeg wrote no playlist\n{self.log_tail()}")
         if self.php:
             self._thread = threading.Thread(target=self._php_loop, daemon=True)
             self._thread.start()
             wait_for(lambda: os.path.exists(os.path.join(self.dir, "php.m3u8")), 5)
         return self
+
+    def writer_args(self):
+        return ["-f", "hls", "-hls_time", "1", "-hls_list_size", "6",
+                "-hls_flags", "delete_segments+omit_endlist",
+                "-hls_segment_filename", os.path.join(self.dir, "seg%d.ts"),
+                os.path.join(self.dir, "live.m3u8")]
+
+    def ready(self):
+        return _segments(os.path.join(self.dir, "live.m3u8")) >= 2
 
     def _php_loop(self):
         live = os.path.join(self.dir, "live.m3u8")
@@ -320,6 +331,26 @@ class HlsServer(Peer):
         if self._thread:
             self._thread.join(2)
         super().stop()
+
+
+class DashServer(HlsServer):
+    """Live MPEG-DASH (fMP4 segments: AVCC H.264 and raw AAC, which the child must turn
+    into Annex B and ADTS) written by ffmpeg, served by nginx."""
+
+    name = "dash"
+
+    def __init__(self, src=None):
+        super().__init__(src=src or demo_file(1))
+        self.url = f"http://{HOST}:{self.port}/hls/live.mpd"
+
+    def writer_args(self):
+        return ["-tag:v", "avc1", "-tag:a", "mp4a", "-f", "dash", "-seg_duration", "1",
+                "-window_size", "6", "-extra_window_size", "2", "-use_template", "1",
+                "-use_timeline", "1", os.path.join(self.dir, "live.mpd")]
+
+    def ready(self):
+        return (os.path.exists(os.path.join(self.dir, "live.mpd")) and
+                os.path.exists(os.path.join(self.dir, "chunk-stream0-00002.m4s")))
 
 
 def _segments(playlist):
@@ -390,16 +421,20 @@ gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import Gst, GstRtspServer, GLib
 Gst.init(None)
-port, src = sys.argv[1], sys.argv[2]
+port = sys.argv[1]
 server = GstRtspServer.RTSPServer()
 server.set_address("127.0.0.1")
 server.set_service(port)
 factory = GstRtspServer.RTSPMediaFactory()
-# The demo file, looped, parsed not decoded: H.264 and AAC go out as RTP as they are.
+# A live test pattern with a tone (H.264 + AAC). Live, because a file source would be
+# seekable and the server then fails PLAY (FFmpeg sends Range: npt=0-) when tsdemux cannot seek.
 factory.set_launch(
-    "( multifilesrc location=%s loop=true ! tsdemux name=d "
-    "d. ! queue ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 "
-    "d. ! queue ! aacparse ! rtpmp4gpay name=pay1 pt=97 )" % src)
+    "( videotestsrc is-live=true pattern=smpte ! video/x-raw,width=320,height=180,framerate=25/1 "
+    "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bitrate=300 threads=1 "
+    "! video/x-h264,profile=constrained-baseline ! rtph264pay name=pay0 pt=96 config-interval=-1 "
+    "audiotestsrc is-live=true wave=sine ! audioconvert ! audioresample "
+    "! audio/x-raw,rate=48000,channels=2 ! voaacenc bitrate=64000 "
+    "! rtpmp4gpay name=pay1 pt=97 )")
 factory.set_shared(True)
 server.get_mount_points().add_factory("/demo", factory)
 server.attach(None)
@@ -409,20 +444,28 @@ GLib.MainLoop().run()
 
 
 class RtspServer(Peer):
-    """GStreamer's RTSP server (gst-rtsp-server via python3-gi) serving the demo file."""
+    """GStreamer's RTSP server (gst-rtsp-server via python3-gi) serving a live test pattern
+    (x264enc: gstreamer1.0-plugins-ugly, voaacenc: gstreamer1.0-plugins-bad)."""
 
     name = "rtsp"
 
-    def __init__(self, src=None):
+    def __init__(self):
         super().__init__()
+        need("gst-inspect-1.0")
+        # GStreamer's Python bindings are Debian packages: use Debian's python3, not
+        # whatever interpreter runs the tests.
+        self.python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
         probe = subprocess.run(
-            [sys.executable, "-c",
+            [self.python, "-c",
              "import gi; gi.require_version('GstRtspServer','1.0');"
              "from gi.repository import GstRtspServer"],
             capture_output=True, timeout=30)
         if probe.returncode:
             raise PeerUnavailable("python3-gi + gir1.2-gst-rtsp-server-1.0 are not installed")
-        self.src = src or demo_file(1)
+        for element in ("x264enc", "voaacenc", "rtph264pay", "rtpmp4gpay"):
+            r = subprocess.run(["gst-inspect-1.0", element], capture_output=True, timeout=30)
+            if r.returncode:
+                raise PeerUnavailable(f"GStreamer element {element} is missing")
         self.port = free_port()
         self.url = f"rtsp://{HOST}:{self.port}/demo"
 
@@ -430,7 +473,7 @@ class RtspServer(Peer):
         script = os.path.join(self.tmp, "rtsp_server.py")
         with open(script, "w") as f:
             f.write(RTSP_SCRIPT)
-        self.spawn([sys.executable, script, str(self.port), self.src], log_name="rtsp.log")
+        self.spawn([self.python, script, str(self.port)], log_name="rtsp.log")
         if not wait_port(self.port, 15):
             raise RuntimeError(f"RTSP server did not start\n{self.log_tail()}")
         return self
@@ -466,15 +509,17 @@ class MulticastSender(Peer):
 
     name = "mcast"
 
-    def __init__(self, src=None, group="239.255.42.42", port=5004):
+    def __init__(self, src=None, group="239.255.42.42", port=5004, rtp=False):
         super().__init__()
+        self.rtp = rtp
         need("ffmpeg", "ip")
         if os.geteuid() != 0:
             raise PeerUnavailable("creating a network namespace needs root")
         self.src = src or demo_file(1)
         self.ns = f"ptv-mc-{os.getpid()}-{int(time.monotonic() * 1000) % 100000}"
         self.group, self.port = group, port
-        self.url = f"udp://{group}:{port}?localaddr=127.0.0.1"
+        scheme = "rtp" if rtp else "udp"
+        self.url = f"{scheme}://{group}:{port}?localaddr=127.0.0.1"
         self.created = False
 
     def _ip(self, *args):
@@ -490,9 +535,10 @@ class MulticastSender(Peer):
             r = self._ip("netns", "exec", self.ns, "ip", *cmd)
             if r.returncode:
                 raise RuntimeError(f"netns setup {cmd}: {r.stderr.strip()}")
+        fmt, scheme = ("rtp_mpegts", "rtp") if self.rtp else ("mpegts", "udp")
         self.spawn(self.wrap(ffmpeg_feed(self.src) + [
-            "-f", "mpegts",
-            f"udp://{self.group}:{self.port}?pkt_size=1316&ttl=1&localaddr=127.0.0.1"]))
+            "-f", fmt,
+            f"{scheme}://{self.group}:{self.port}?pkt_size=1316&ttl=1&localaddr=127.0.0.1"]))
         time.sleep(0.5)
         return self
 
@@ -504,6 +550,87 @@ class MulticastSender(Peer):
         if self.created:
             self._ip("netns", "delete", self.ns)
             self.created = False
+
+
+class PacedTsServer(Peer):
+    """HTTP server sending a TS file at its own byte rate (in Python, so a test can script
+    faults): after @stall_after_s it stops sending but keeps the socket open (RELIABILITY
+    U3); after @drop_video_after_s video packets become null packets while audio flows
+    (a frozen picture). Each connection starts at the beginning of the file."""
+
+    name = "paced"
+
+    def __init__(self, src=None, stall_after_s=None, drop_video_after_s=None):
+        super().__init__()
+        self.src = src or demo_file(1)
+        with open(self.src, "rb") as f:
+            self.data = f.read()
+        r = ts_check(self.data)
+        self.video_pid = ts_video_pid(r)
+        self.rate = len(self.data) / max(r.duration_s(), 1.0)  # bytes per second
+        self.stall_after_s = stall_after_s
+        self.drop_video_after_s = drop_video_after_s
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((HOST, 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://{HOST}:{self.port}/paced.ts"
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def _accept(self):
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _null(self):
+        return b"\x47\x1f\xff\x10" + b"\xff" * 184
+
+    def _serve(self, c):
+        try:
+            c.settimeout(5)
+            c.recv(4096)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\nConnection: close\r\n\r\n")
+            t0 = time.monotonic()
+            chunk = TS_PACKET * 7
+            off = 0
+            while not self._stop.is_set():
+                elapsed = time.monotonic() - t0
+                if self.stall_after_s is not None and elapsed >= self.stall_after_s:
+                    self._stop.wait(60)  # socket open, nothing sent
+                    break
+                due = t0 + off / self.rate
+                if due > time.monotonic():
+                    time.sleep(min(due - time.monotonic(), 0.05))
+                    continue
+                part = self.data[off % len(self.data):][:chunk]
+                if self.drop_video_after_s is not None and elapsed >= self.drop_video_after_s:
+                    part = b"".join(
+                        self._null() if ((part[i + 1] & 0x1f) << 8 | part[i + 2]) == self.video_pid
+                        else part[i:i + TS_PACKET] for i in range(0, len(part), TS_PACKET))
+                c.sendall(part)
+                off += len(part)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+        super().close()
 
 
 class SilentServer(Peer):
@@ -555,11 +682,13 @@ class StaticHttp(Peer):
         super().__init__()
         self.routes = routes
         self.requests = []
+        self.headers = []  # request headers, one dict per request
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 outer.requests.append(self.path)
+                outer.headers.append(dict(self.headers))
                 status, ctype, body = outer.routes.get(
                     self.path.split("?")[0], (404, "text/plain", b"not found"))
                 self.send_response(status)
@@ -602,6 +731,8 @@ class TsReport:
         self.pat_count = 0
         self.pmt_count = 0
         self.first_pid = None
+        self.first_pat_at = None  # packet index of the first PAT
+        self.first_es_at = None  # packet index of the first elementary-stream PES start
         self.pmt_pids = set()
         self.es_pids = {}  # pid -> stream_type
         self.pcr_pid = None
@@ -695,6 +826,8 @@ def ts_check(data):
         payload = p[off:]
         if pid == 0 and pusi:
             r.pat_count += 1
+            if r.first_pat_at is None:
+                r.first_pat_at = i
             sec = payload[1 + payload[0]:]
             length = ((sec[1] & 0x0f) << 8) | sec[2]
             body = sec[8:3 + length - 4]
@@ -716,6 +849,8 @@ def ts_check(data):
                 r.es_pids[epid] = st
                 j += 5 + (((sec[j + 3] & 0x0f) << 8) | sec[j + 4])
         elif pid in r.es_pids and pusi and payload[:3] == b"\x00\x00\x01":
+            if r.first_es_at is None:
+                r.first_es_at = i
             flags = payload[7]
             if not flags & 0x80:
                 continue
@@ -756,7 +891,10 @@ def assert_ts_ok(tc, data, min_seconds=1.0, want_video=True, want_audio=True):
     tc.assertEqual(len(data) % TS_PACKET, 0, f"not a whole number of TS packets: {info}")
     tc.assertEqual(r.sync_errors, 0, info)
     tc.assertEqual(r.cc_errors, 0, info)
-    tc.assertEqual(r.first_pid, 0, f"the stream must start with a PAT: {info}")
+    # PAT first; the muxer may put its SDT (PID 17) before it.
+    tc.assertIn(r.first_pid, (0, 17), f"the stream must start with a PAT: {info}")
+    tc.assertLessEqual(r.first_pat_at, 2, info)
+    tc.assertGreater(r.first_es_at, r.first_pat_at, f"ES before the first PAT: {info}")
     tc.assertGreater(r.pcr_count, 0, info)
     tc.assertEqual(r.pcr_backwards, 0, info)
     tc.assertFalse(r.ts_backwards, f"DTS went backwards: {info}")
@@ -801,6 +939,14 @@ def ffprobe_streams(data, timeout=30):
 # running the ingest child
 
 
+def _to_fd3(fd):
+    # dup2(3, 3) would keep close-on-exec: make it inheritable explicitly in that case.
+    if fd == 3:
+        os.set_inheritable(3, True)
+    else:
+        os.dup2(fd, 3)
+
+
 class Ingest:
     """`$PLEXTV_BIN ingest` with its config on fd 3, as the parent runs it: stdout (TS) and
     stderr (events) are pipes read by threads; every wait is bounded."""
@@ -812,10 +958,13 @@ class Ingest:
         if wrap:
             argv = wrap(argv)
         self.t_spawn = time.monotonic()
+        # fd 3 = the config pipe. Not pass_fds: Popen closes fds *after* preexec_fn, which
+        # would close the fd 3 made there. Python's own fds are close-on-exec (PEP 446), so
+        # close_fds=False leaks nothing; dup2 makes fd 3 the one inheritable extra.
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, pass_fds=(r,),
+                                     stderr=subprocess.PIPE, close_fds=False,
                                      env=env if env is not None else {"PATH": "/usr/bin:/bin"},
-                                     preexec_fn=lambda: (os.dup2(r, 3), _pdeathsig()))
+                                     preexec_fn=lambda: (_to_fd3(r), _pdeathsig()))
         os.close(r)
         os.write(w, json.dumps(config).encode())
         os.close(w)
@@ -883,6 +1032,9 @@ class Ingest:
         self.proc.wait(timeout=10)
         self._t1.join(5)
         self._t2.join(5)
+        for f in (self.proc.stdout, self.proc.stderr):
+            with contextlib.suppress(OSError):
+                f.close()
         return self.proc.returncode
 
     def data(self):

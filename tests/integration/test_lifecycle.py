@@ -93,9 +93,8 @@ class Sigterm(ptvtest.TestCase):
         # Large responses pile up unread in the socket buffers when SIGTERM arrives; whatever
         # the server sends must be complete responses in order, then a clean end.
         with Server() as srv:
-            c = srv.connect()
+            c = srv.connect(rcvbuf=16384)
             self.addCleanup(c.close)
-            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
             n = 200
             c.try_send(b"".join(build_request("GET", "/metrics") for _ in range(n)))
             time.sleep(0.3)
@@ -119,9 +118,8 @@ class Sigterm(ptvtest.TestCase):
     def test_sigterm_stalled_reader_bounded(self):
         # A client that never reads cannot hold the shutdown past shutdown_timeout.
         with Server("--shutdown-timeout-ms", 1000) as srv:
-            c = srv.connect()
+            c = srv.connect(rcvbuf=4096)
             self.addCleanup(c.close)
-            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             c.try_send(b"".join(build_request("GET", "/metrics") for _ in range(300)))
             time.sleep(0.5)
             t0 = time.monotonic()

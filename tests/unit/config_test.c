@@ -160,7 +160,9 @@ static void test_key_table(void **state)
 		assert_non_null(d->help);
 		assert_non_null(d->metavar);
 	}
-	assert_int_equal(i, 19);
+	/* Modules add keys over time: at least the foundation's, at most what source[] holds. */
+	assert_true(i >= 19);
+	assert_true(i <= sizeof(((struct ptv_config *)0)->source));
 	assert_false(ptv_config_has_key("nope"));
 	assert_false(ptv_config_has_key("config"));
 }

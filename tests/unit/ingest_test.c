@@ -323,6 +323,28 @@ static void loop_file(const char *path, double min_s)
 	free(r.ts);
 }
 
+/* A scrambled input: whatever comes out must still be valid TS, and the child must not die. */
+static void loop_file_valid(const char *path)
+{
+	struct run_opts o = {.loops = 3, .timeout_s = 60};
+	struct ts_report rep;
+	struct run r;
+	char cfg[1024];
+
+	snprintf(cfg, sizeof(cfg),
+		 "{\"kind\":\"file\",\"urls\":[\"%s\"],\"loop\":true,\"realtime\":false}", path);
+	run_ingest(cfg, &o, &r);
+	/* Still running, or gave up because later loops yield no packet at all (a loop that
+	 * writes nothing counts as a failed attempt): either way, no crash. */
+	assert_true(r.status == 128 + SIGKILL || r.status == PTV_INGEST_EXIT_GAVE_UP);
+	ts_check(r.ts, r.ts_len, &rep);
+	assert_int_equal(r.ts_len % TS, 0);
+	assert_int_equal(rep.sync_errors, 0);
+	assert_int_equal(rep.cc_errors, 0);
+	assert_int_equal(rep.dts_backwards, 0);
+	free(r.ts);
+}
+
 /* ---- tests: config ---- */
 
 static int parse(const char *json, struct ing_cfg *c, char *err, size_t len)
@@ -455,6 +477,29 @@ static void test_cfg_schemes(void **state)
 	ing_cfg_free(&c);
 }
 
+static void test_url_take_param(void **state)
+{
+	static const struct {
+		const char *in, *out, *val;
+	} cases[] = {
+		{"rtsp://h/s", "rtsp://h/s", ""},
+		{"rtsp://h/s?rtsp_transport=udp", "rtsp://h/s", "udp"},
+		{"rtsp://h/s?a=1&rtsp_transport=tcp&b=2", "rtsp://h/s?a=1&b=2", "tcp"},
+		{"rtsp://h/s?rtsp_transport=http&b=2#frag", "rtsp://h/s?b=2#frag", "http"},
+		{"rtsp://h/s?rtsp_transportx=1&a", "rtsp://h/s?rtsp_transportx=1&a", ""},
+		{"rtsp://h/s?&&a=1", "rtsp://h/s?a=1", ""},
+	};
+
+	for (size_t i = 0; i < PTV_ARRAY_SIZE(cases); i++) {
+		char val[32],
+			*out = ing_url_take_param(cases[i].in, "rtsp_transport", val, sizeof(val));
+
+		assert_string_equal(out, cases[i].out);
+		assert_string_equal(val, cases[i].val);
+		free(out);
+	}
+}
+
 static void test_adts(void **state)
 {
 	/* AAC-LC 48 kHz stereo: ASC 0x11 0x90 */
@@ -498,8 +543,12 @@ static void test_shared_samples_loop(void **state)
 		if (len < 4 || strcmp(de->d_name + len - 3, ".ts"))
 			continue;
 		snprintf(path, sizeof(path), "%s/ts/%s", dir ? dir : "../shared/data", de->d_name);
-		/* Samples are 0.6-10 s long: three loops give at least ~1.5 s. */
-		loop_file(path, 1.0);
+		/* Samples are 0.6-10 s long: three loops give at least ~1.5 s. test-143 is
+		 * scrambled: no decodable audio or video comes out, only its subtitles. */
+		if (strstr(de->d_name, "test-143"))
+			loop_file_valid(path);
+		else
+			loop_file(path, 1.0);
 		n++;
 	}
 	closedir(d);
@@ -637,6 +686,7 @@ int main(void)
 		cmocka_unit_test(test_cfg_errors),
 		cmocka_unit_test(test_cfg_headers),
 		cmocka_unit_test(test_cfg_schemes),
+		cmocka_unit_test(test_url_take_param),
 		cmocka_unit_test(test_adts),
 		cmocka_unit_test(test_bad_config_exit_1),
 		cmocka_unit_test(test_missing_file_exit_2),

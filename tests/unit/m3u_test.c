@@ -860,11 +860,11 @@ static void test_pipe_headers(void **state)
 	const struct rec *e;
 	struct run r;
 
-	run_str(&r,
-		"#EXTINF:-1 user-agent=\"attr\",A\n#EXTVLCOPT:http-user-agent=vlc\n"
-		"http://h/"
-		"a.ts|User-Agent=Pipe%20UA&Referer=http%3A%2F%2Fr%2F&!X-Custom=z&Cookie=a=b\n"
-		"#EXTINF:-1,B\nhttp://h/b|Referer=x%0D%0AEvil:%201&Bad Name=1&novalue&Origin=o\n");
+	run_str(&r, "#EXTINF:-1 user-agent=\"attr\",A\n#EXTVLCOPT:http-user-agent=vlc\n"
+		    "http://h/"
+		    "a.ts|User-Agent=Pipe%20UA&Referer=http%3A%2F%2Fr%2F&!X-Custom=z&Cookie=a=b\n"
+		    "#EXTINF:-1,B\nhttp://h/b|Referer=x%0D%0AEvil:%201&Bad Name=1&novalue&Origin=o"
+		    "&Content-Length=5&transfer-encoding=chunked\n");
 	e = &r.c.v[0];
 	assert_string_equal(e->url, "http://h/a.ts");
 	assert_string_equal(hdr(e, "User-Agent"), "Pipe UA"); /* the |suffix wins */
@@ -872,12 +872,13 @@ static void test_pipe_headers(void **state)
 	assert_string_equal(hdr(e, "X-Custom"), "z");
 	assert_string_equal(hdr(e, "Cookie"), "a=b");
 	assert_int_equal(e->n_headers, 4);
-	e = &r.c.v[1]; /* %0D%0A would inject a header: refused, like a bad name */
+	/* %0D%0A would inject a header: refused, like a bad name and framing headers */
+	e = &r.c.v[1];
 	assert_string_equal(e->url, "http://h/b");
 	assert_null(hdr(e, "Referer"));
 	assert_string_equal(hdr(e, "Origin"), "o");
 	assert_int_equal(e->n_headers, 1);
-	assert_int_equal(r.st.errors[PTV_M3U_ERR_BAD_ATTR], 3);
+	assert_int_equal(r.st.errors[PTV_M3U_ERR_BAD_ATTR], 5);
 	run_free(&r);
 }
 

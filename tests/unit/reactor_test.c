@@ -76,7 +76,7 @@ static void posted_fn(void *arg)
 	struct pctx *p = arg;
 
 	p->posted++;
-	if (p->posted == 100 && p->jobs == 50)
+	if (p->posted >= 100 && p->jobs == 50)
 		ptv_reactor_stop(p->r);
 }
 
@@ -105,7 +105,7 @@ static void job_done(void *arg)
 	if (pthread_equal(pthread_self(), p->reactor_tid))
 		p->done_on_reactor++;
 	p->jobs++;
-	if (p->posted == 100 && p->jobs == 50)
+	if (p->posted >= 100 && p->jobs == 50)
 		ptv_reactor_stop(p->r);
 }
 
