@@ -5,6 +5,8 @@
  * the same run with the same wrk settings.
  *
  *   plextv /health    the real `plextv serve --workers N`
+ *   plextv /discover.json  the same `serve` (HDHomeRun document, ~300 B) when it has the
+ *                     route; nginx serves a copy of the exact bytes serve answered
  *   plextv /bench/1k  PlexTV's HTTP stack with a bench route (plextv-httpd, see httpd.c),
  *                     because `serve` has no 1 KiB static route before discover.json
  *   nginx             worker_processes N, reuseport (one listener per worker, as PlexTV's
@@ -55,7 +57,7 @@ struct http_row {
 	bool ok;
 };
 
-#define HTTP_ROWS 4
+#define HTTP_ROWS 8
 
 struct http_run {
 	struct http_opts o;
@@ -63,6 +65,7 @@ struct http_run {
 	struct http_server serve, stack, nginx;
 	struct http_row rows[HTTP_ROWS];
 	unsigned nrows;
+	struct ptv_buf discover; /* serve's /discover.json, served by nginx as the same bytes */
 };
 
 static void http_usage(FILE *f)
@@ -176,6 +179,16 @@ static int http_spawn(struct http_run *r, struct http_server *s, const char *con
 	return bench_spawn(argv, &so, &s->pid);
 }
 
+/* Keeps serve's /discover.json if it has one (the relay's HDHomeRun identity document). */
+static void http_fetch_discover(struct http_run *r)
+{
+	int status = 0;
+
+	if (bench_http_get(r->serve.port, "/discover.json", &status, &r->discover, 2000) ||
+	    status != 200)
+		ptv_buf_free(&r->discover);
+}
+
 static int http_start_serve(struct http_run *r)
 {
 	char bin[PATH_MAX], data[PATH_MAX + 8], listen[32], workers[16];
@@ -204,7 +217,11 @@ static int http_start_serve(struct http_run *r)
 	snprintf(listen, sizeof(listen), "127.0.0.1:%u", r->serve.port);
 	snprintf(workers, sizeof(workers), "%u", r->o.workers);
 	ret = http_spawn(r, &r->serve, argv);
-	return ret ? ret : http_check_bodies(&r->serve, false);
+	if (!ret)
+		ret = http_check_bodies(&r->serve, false);
+	if (!ret)
+		http_fetch_discover(r);
+	return ret;
 }
 
 static int http_start_stack(struct http_run *r)
@@ -238,6 +255,9 @@ static int http_nginx_conf(struct http_run *r, const char *conf)
 	snprintf(path, sizeof(path), "%s/www/bench/1k", r->tmpdir);
 	bench_static_body(body, sizeof(body));
 	ret = bench_write_file(path, body, sizeof(body));
+	snprintf(path, sizeof(path), "%s/www/discover.json", r->tmpdir);
+	if (!ret && r->discover.len)
+		ret = bench_write_file(path, r->discover.data, r->discover.len);
 	if (ret)
 		return ret;
 	ptv_buf_printf(
@@ -255,6 +275,7 @@ static int http_nginx_conf(struct http_run *r, const char *conf)
 		"    location = /health {\n      default_type \"text/plain; charset=utf-8\";\n"
 		"      return 200 \"ok\\n\";\n    }\n"
 		"    location = /bench/1k { default_type \"text/plain; charset=utf-8\"; }\n"
+		"    location = /discover.json { default_type application/json; }\n"
 		"  }\n}\n",
 		r->o.workers, r->tmpdir, r->tmpdir, r->tmpdir, r->tmpdir, r->tmpdir, r->tmpdir,
 		r->tmpdir, r->nginx.port, r->tmpdir);
@@ -285,7 +306,12 @@ static int http_start_nginx(struct http_run *r)
 	ret = http_nginx_conf(r, conf);
 	if (!ret)
 		ret = http_spawn(r, &r->nginx, argv);
-	return ret ? ret : http_check_bodies(&r->nginx, true);
+	if (!ret)
+		ret = http_check_bodies(&r->nginx, true);
+	if (!ret && r->discover.len)
+		ret = http_wait_ready(r->nginx.port, "/discover.json", r->discover.data,
+				      r->discover.len);
+	return ret;
 }
 
 static double wrk_unit(double v, const char *u)
@@ -478,10 +504,12 @@ static int http_write_json(const struct http_run *r)
 	json_object_set_new(j, "results", rows);
 	bench_json_num(j, "ratio_health_rps", http_ratio(r, "/health"));
 	bench_json_num(j, "ratio_1k_rps", http_ratio(r, "/bench/1k"));
-	json_object_set_new(j, "note",
-			    json_string("plextv /health: `plextv serve`; plextv "
-					"/bench/1k: PlexTV's HTTP stack with a bench "
-					"route (plextv-bench plextv-httpd)"));
+	bench_json_num(j, "ratio_discover_rps", http_ratio(r, "/discover.json"));
+	json_object_set_new(
+		j, "note",
+		json_string("plextv /health and /discover.json: `plextv serve`; plextv "
+			    "/bench/1k: PlexTV's HTTP stack with a bench route "
+			    "(plextv-bench plextv-httpd); nginx serves the same bytes"));
 	ret = bench_json_write(j, r->o.json_path);
 	json_decref(j);
 	return ret;
@@ -493,23 +521,24 @@ static void http_print(const struct http_run *r)
 
 	printf("http: workers=%u, wrk -t%u -c%u -d%.0fs --latency (after a %.0f s warm-up)\n",
 	       r->o.workers, r->o.threads, r->o.connections, ceil(r->o.duration_s), r->o.warmup_s);
-	printf("%-7s %-11s %-10s %5s %10s %8s %8s %7s %8s %7s %6s\n", "server", "impl", "path",
+	printf("%-7s %-11s %-14s %5s %10s %8s %8s %7s %8s %7s %6s\n", "server", "impl", "path",
 	       "body", "req/s", "p50 ms", "p99 ms", "CPU s", "CPUus/rq", "resp B", "errors");
 	for (i = 0; i < r->nrows; i++) {
 		const struct http_row *w = &r->rows[i];
 
 		if (!w->ok) {
-			printf("%-7s %-11s %-10s %5zu  (failed)\n", w->server, w->impl, w->path,
+			printf("%-7s %-11s %-14s %5zu  (failed)\n", w->server, w->impl, w->path,
 			       w->body_bytes);
 			continue;
 		}
-		printf("%-7s %-11s %-10s %5zu %10.0f %8.3f %8.3f %7.2f %8.2f %7.0f %6llu\n",
+		printf("%-7s %-11s %-14s %5zu %10.0f %8.3f %8.3f %7.2f %8.2f %7.0f %6llu\n",
 		       w->server, w->impl, w->path, w->body_bytes, w->w.rps, w->w.p50_ms,
 		       w->w.p99_ms, w->cpu_s, w->cpu_s / (double)w->w.requests * 1e6,
 		       w->w.resp_bytes, (unsigned long long)(w->w.errors + w->w.non2xx));
 	}
-	printf("ratio plextv/nginx (req/s): /health %.3f  /bench/1k %.3f\n",
-	       http_ratio(r, "/health"), http_ratio(r, "/bench/1k"));
+	printf("ratio plextv/nginx (req/s): /health %.3f  /discover.json %.3f  /bench/1k %.3f\n",
+	       http_ratio(r, "/health"), http_ratio(r, "/discover.json"),
+	       http_ratio(r, "/bench/1k"));
 }
 
 static void http_stop_all(struct http_run *r)
@@ -534,11 +563,15 @@ static int http_scenario(struct http_run *r)
 	ret = http_start_serve(r);
 	if (!ret)
 		http_measure(r, &r->serve, "/health", 3);
+	if (!ret && r->discover.len)
+		http_measure(r, &r->serve, "/discover.json", r->discover.len);
 	http_stop_all(r);
 	if (!ret)
 		ret = http_start_nginx(r);
 	if (!ret) {
 		http_measure(r, &r->nginx, "/health", 3);
+		if (r->discover.len)
+			http_measure(r, &r->nginx, "/discover.json", r->discover.len);
 		http_measure(r, &r->nginx, "/bench/1k", sizeof(body));
 	}
 	http_stop_all(r);
@@ -573,6 +606,7 @@ int bench_cmd_http(int argc, char **argv)
 		http_print(r);
 	if (!ret && r->o.json_path)
 		ret = http_write_json(r);
+	ptv_buf_free(&r->discover);
 	if (r->o.keep_tmp)
 		fprintf(stderr, "http: logs kept in %s\n", r->tmpdir);
 	else

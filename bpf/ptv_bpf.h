@@ -19,10 +19,10 @@
 #define PTV_BPF_NPROTO	   2
 
 /* Verdicts, the second dimension of the stats. */
-#define PTV_BPF_PASS	       0 /* handed to user space */
+#define PTV_BPF_PASS		0 /* handed to user space */
 #define PTV_BPF_DROP_OFF_SUBNET 1 /* source outside every allowed prefix */
-#define PTV_BPF_DROP_MALFORMED 2 /* not IPv4/UDP, source port 0, or larger than any request */
-#define PTV_BPF_NVERDICT       3
+#define PTV_BPF_DROP_MALFORMED	2 /* not IPv4/UDP, source port 0, or larger than any request */
+#define PTV_BPF_NVERDICT	3
 
 #define PTV_BPF_STATS_SLOTS (PTV_BPF_NPROTO * PTV_BPF_NVERDICT)
 

@@ -45,7 +45,7 @@ static __always_inline int verdict(struct __sk_buff *skb, __u32 proto, __u32 v)
 
 static __always_inline bool allowed(__u32 ifindex, __u32 saddr, __u32 proto)
 {
-	struct ptv_bpf_lpm_key key = { .prefixlen = 64, .ifindex = ifindex, .addr = saddr };
+	struct ptv_bpf_lpm_key key = {.prefixlen = 64, .ifindex = ifindex, .addr = saddr};
 	struct ptv_bpf_lpm_val *val;
 
 	/* Prefixes of the receiving interface first, then the ones configured for all. */

@@ -2,6 +2,7 @@
 /*
  * Loader for bpf/: skeleton open/load/attach, allow-list sync, counter reads. See bpf_loader.h.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,7 +22,7 @@
 
 int ptv_bpf_mode_parse(const char *s, enum ptv_bpf_mode *out)
 {
-	static const char *const names[] = { "off", "auto", "on" };
+	static const char *const names[] = {"off", "auto", "on"};
 
 	for (size_t i = 0; i < PTV_ARRAY_SIZE(names); i++) {
 		if (!strcasecmp(s, names[i])) {
@@ -236,8 +238,7 @@ static int lpm_prune(int map_fd, const struct ptv_bpf_lpm_key *keys, size_t n)
 	return ret;
 }
 
-int ptv_bpf_filter_set_rules(struct ptv_bpf_filter *f, const struct ptv_bpf_rule *rules,
-			     size_t n)
+int ptv_bpf_filter_set_rules(struct ptv_bpf_filter *f, const struct ptv_bpf_rule *rules, size_t n)
 {
 	int map_fd = bpf_map__fd(f->skel->maps.ptv_allow);
 	struct ptv_bpf_lpm_key *keys = ptv_xcalloc(n ? n : 1, sizeof(*keys));
@@ -284,7 +285,7 @@ static struct {
 	struct bpf_link *egress, *ingress;
 	atomic_int sk_fd;   /* socket storage map, -1 when inactive */
 	atomic_int chan_fd; /* per-channel counters map */
-} actx = { .sk_fd = -1, .chan_fd = -1 };
+} actx = {.sk_fd = -1, .chan_fd = -1};
 
 /* The cgroup v2 directory this process is in: the cgroup2 mount plus /proc/self/cgroup's
  * "0::PATH" line (hybrid hierarchies mount it at /sys/fs/cgroup/unified). */
@@ -426,6 +427,42 @@ int ptv_bpf_account_prog_fd(bool egress)
 				      : actx.skel->progs.ptv_acct_ingress);
 }
 
+int ptv_bpf_account_process(int pidfd, int pid, uint32_t channel_id)
+{
+	char dir[64], path[128], link[64];
+	struct dirent *e;
+	int tagged = 0;
+	DIR *d;
+
+	if (!ptv_bpf_account_active())
+		return -ENODEV;
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", pid);
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		ssize_t n;
+		int fd;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%.32s", dir, e->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0 || strncmp(link, "socket:", 7))
+			continue;
+		/* A duplicate refers to the same socket, and the storage belongs to the socket. */
+		fd = pidfd_getfd(pidfd, atoi(e->d_name), 0);
+		if (fd < 0)
+			continue;
+		/* Unix sockets and the like are refused by the map: only TCP/UDP count. */
+		if (!ptv_bpf_account_socket(fd, channel_id, true))
+			tagged++;
+		close(fd);
+	}
+	closedir(d);
+	return tagged;
+}
+
 static int acct_sum(int map_fd, uint32_t channel_id, struct ptv_bpf_account_counts *out)
 {
 	int ncpu = libbpf_num_possible_cpus();
@@ -462,8 +499,8 @@ int ptv_bpf_account_read(uint32_t channel_id, struct ptv_bpf_account_counts *out
 	return acct_sum(map_fd, channel_id, out);
 }
 
-int ptv_bpf_account_foreach(int (*fn)(uint32_t channel_id,
-				      const struct ptv_bpf_account_counts *c, void *ctx),
+int ptv_bpf_account_foreach(int (*fn)(uint32_t channel_id, const struct ptv_bpf_account_counts *c,
+				      void *ctx),
 			    void *ctx)
 {
 	int map_fd = atomic_load(&actx.chan_fd);
@@ -506,8 +543,7 @@ int ptv_bpf_filter_attach(struct ptv_bpf_filter *f, int fd, unsigned proto)
 	return -ENOTSUP;
 }
 
-int ptv_bpf_filter_set_rules(struct ptv_bpf_filter *f, const struct ptv_bpf_rule *rules,
-			     size_t n)
+int ptv_bpf_filter_set_rules(struct ptv_bpf_filter *f, const struct ptv_bpf_rule *rules, size_t n)
 {
 	return -ENOTSUP;
 }
@@ -558,8 +594,13 @@ int ptv_bpf_account_prog_fd(bool egress)
 	return -ENODEV;
 }
 
-int ptv_bpf_account_foreach(int (*fn)(uint32_t channel_id,
-				      const struct ptv_bpf_account_counts *c, void *ctx),
+int ptv_bpf_account_process(int pidfd, int pid, uint32_t channel_id)
+{
+	return -ENODEV;
+}
+
+int ptv_bpf_account_foreach(int (*fn)(uint32_t channel_id, const struct ptv_bpf_account_counts *c,
+				      void *ctx),
 			    void *ctx)
 {
 	return -ENODEV;

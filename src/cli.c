@@ -22,6 +22,7 @@
 #include "plextv/build-config.h"
 #include "plextv/cli.h"
 #include "plextv/config.h"
+#include "plextv/epg.h"
 #include "plextv/ingest.h"
 #include "plextv/redact.h"
 #include "plextv/server.h"
@@ -56,6 +57,7 @@ enum {
 	OPT_NUMBER_START,
 	OPT_REFRESH_HOURS,
 	OPT_JSON,
+	OPT_SHIFT_HOURS,      /* import xmltv (EPG) */
 	OPT_KEY_BASE = 0x200, /* + index into ptv_config_key() */
 };
 
@@ -83,6 +85,8 @@ struct cli_ctx {
 	unsigned n_patterns[4];
 	unsigned number_start;
 	unsigned refresh_s;
+	bool has_shift; /* import xmltv --shift-hours (EPG) */
+	double shift_h;
 	bool json;
 	int argc; /* positional arguments after the options */
 	char **argv;
@@ -96,6 +100,7 @@ static int cmd_help(struct cli_ctx *x);
 static int cmd_import(struct cli_ctx *x);
 static int cmd_channels(struct cli_ctx *x);
 static int cmd_sources(struct cli_ctx *x);
+static int cmd_guide(struct cli_ctx *x);
 
 /* Adding a command is one row here plus its cmd_ function. */
 static const struct cli_cmd commands[] = {
@@ -106,13 +111,16 @@ static const struct cli_cmd commands[] = {
 	{"healthcheck", "healthcheck [--url URL] [--timeout SECONDS] [OPTIONS]",
 	 "exit 0 when the local server answers /health (Docker HEALTHCHECK)",
 	 CLI_OPT_CONFIG | CLI_OPT_HEALTH, cmd_healthcheck},
-	{"import", "import m3u PATH|URL [--name NAME] [FILTERS] [OPTIONS]",
-	 "add or refresh an M3U source (works while serve runs)",
+	{"import", "import m3u|xmltv PATH|URL [--name NAME] [FILTERS] [OPTIONS]",
+	 "add or refresh an M3U source or an XMLTV guide (works while serve runs)",
 	 CLI_OPT_CONFIG | CLI_OPT_IMPORT, cmd_import},
 	{"channels", "channels list [--json] [OPTIONS]", "list the lineup's channels",
 	 CLI_OPT_CONFIG | CLI_OPT_JSON, cmd_channels},
 	{"sources", "sources list [--json] [OPTIONS]", "list the sources", CLI_OPT_CONFIG | CLI_OPT_JSON,
 	 cmd_sources},
+	{"guide", "guide map GUIDENUMBER GUIDE_CHANNEL_ID|-, unmap GUIDENUMBER, list [--json]",
+	 "pin a channel's guide (- for none), or show how each channel's guide was found",
+	 CLI_OPT_CONFIG | CLI_OPT_JSON, cmd_guide},
 	{"version", "version", "print the version of plextv and of its libraries", 0, cmd_version},
 	{"help", "help [COMMAND]", "show help for plextv or for COMMAND", 0, cmd_help},
 	{"ingest", "ingest (config JSON on fd 3)",
@@ -175,6 +183,7 @@ static void usage_command(const struct cli_cmd *cmd, FILE *out)
 		print_opt(out, 0, "exclude-name", "GLOB", "turn matching names off (repeatable)");
 		print_opt(out, 0, "number-start", "N", "first GuideNumber for unnumbered channels");
 		print_opt(out, 0, "refresh-hours", "H", "refresh period inside serve (default 12)");
+		print_opt(out, 0, "shift-hours", "H", "xmltv: move the guide's times by H hours");
 	}
 	if (cmd->opts & CLI_OPT_JSON)
 		print_opt(out, 0, "json", NULL, "print JSON");
@@ -240,6 +249,7 @@ static struct option *build_options(const struct cli_cmd *cmd)
 		add_opt(o, &n, "exclude-name", required_argument, OPT_EXCLUDE_NAME);
 		add_opt(o, &n, "number-start", required_argument, OPT_NUMBER_START);
 		add_opt(o, &n, "refresh-hours", required_argument, OPT_REFRESH_HOURS);
+		add_opt(o, &n, "shift-hours", required_argument, OPT_SHIFT_HOURS);
 	}
 	if (cmd->opts & CLI_OPT_JSON)
 		add_opt(o, &n, "json", no_argument, OPT_JSON);
@@ -328,6 +338,16 @@ static int handle_opt(struct cli_ctx *x, int c, char **argv)
 	case OPT_JSON:
 		x->json = true;
 		return -1;
+	case OPT_SHIFT_HOURS: {
+		char *end;
+
+		errno = 0;
+		x->shift_h = strtod(optarg, &end);
+		if (errno || end == optarg || *end || !(x->shift_h >= -24 && x->shift_h <= 24))
+			return usage_error(x->cmd, "--shift-hours: '%s' is not -24..24", optarg);
+		x->has_shift = true;
+		return -1;
+	}
 	case ':':
 		return usage_error(x->cmd, "option '%s' requires an argument", argv[optind - 1]);
 	case '?':
@@ -551,6 +571,48 @@ static int open_store(struct cli_ctx *x, struct ptv_store **out)
 	return ret;
 }
 
+/* `import xmltv PATH|URL`: add or refresh a guide source (EPG, issue 6; see epg.h). */
+static int cmd_import_xmltv(struct cli_ctx *x)
+{
+	struct ptv_config *cfg = ptv_xmalloc(sizeof(*cfg));
+	struct ptv_epg_import_opts io = { 0 };
+	struct ptv_store *store = NULL;
+	struct ptv_epg_report rep;
+	struct ptv_epg_opts eo;
+	char line[1024], where[2048], err[256];
+	int ret = load_config(x, cfg);
+
+	if (!ret && ptv_epg_opts_from_config(&eo, cfg, err, sizeof(err))) {
+		fprintf(stderr, "%s import: configuration error: %s\n", PROG, err);
+		ret = EX_CONFIG;
+	}
+	if (!ret)
+		ret = open_store(x, &store);
+	if (ret)
+		goto out;
+	io.name = x->name;
+	io.location = x->argv[1];
+	io.allow_file = true; /* the operator typed it */
+	io.has_shift = x->has_shift;
+	io.shift_h = x->shift_h;
+	io.refresh_s = x->refresh_s;
+	ret = ptv_epg_import(store, &eo, &io, &rep);
+	ptv_redact_url(io.location, where, sizeof(where));
+	ptv_epg_report_format(&rep, line, sizeof(line));
+	if (ret) {
+		fprintf(stderr, "%s import: %s: %s; the guide is unchanged\n", PROG, where,
+			rep.error[0] ? rep.error : ptv_strerror(ret));
+		ret = ret == -PTV_ERR_PARSE || ret == -PTV_ERR_LIMIT || ret == -EFBIG ? EX_DATAERR
+										    : EX_UNAVAILABLE;
+	} else {
+		printf("guide source %u (%s): %s\n", rep.source_id, where, line);
+	}
+	ptv_store_close(store);
+out:
+	free(cfg);
+	return ret;
+}
+
 static int cmd_import(struct cli_ctx *x)
 {
 	struct ptv_import_m3u_opts o = { 0 };
@@ -559,8 +621,10 @@ static int cmd_import(struct cli_ctx *x)
 	char line[1024], where[2048];
 	int ret;
 
+	if (x->argc == 2 && !strcmp(x->argv[0], "xmltv"))
+		return cmd_import_xmltv(x);
 	if (x->argc != 2 || strcmp(x->argv[0], "m3u"))
-		return usage_error(x->cmd, "expected: import m3u PATH|URL");
+		return usage_error(x->cmd, "expected: import m3u|xmltv PATH|URL");
 	ret = open_store(x, &store);
 	if (ret)
 		return ret;
@@ -613,6 +677,45 @@ static int cmd_channels(struct cli_ctx *x)
 static int cmd_sources(struct cli_ctx *x)
 {
 	return list_command(x, ptv_sources_print);
+}
+
+/* `guide map|unmap|list` (EPG, issue 6): manual guide mapping, stored in the store. */
+static int cmd_guide(struct cli_ctx *x)
+{
+	const char *act = x->argc ? x->argv[0] : "";
+	struct ptv_store *store = NULL;
+	const char *target;
+	int ret;
+
+	if (!((!strcmp(act, "map") && x->argc == 3) || (!strcmp(act, "unmap") && x->argc == 2) ||
+	      (!strcmp(act, "list") && x->argc == 1)))
+		return usage_error(x->cmd, "expected: guide map GUIDENUMBER GUIDE_CHANNEL_ID|-, "
+					   "guide unmap GUIDENUMBER or guide list [--json]");
+	ret = open_store(x, &store);
+	if (ret)
+		return ret;
+	if (!strcmp(act, "list")) {
+		ret = ptv_epg_map_print(store, stdout, x->json) ? EX_IOERR : EX_OK;
+		goto out;
+	}
+	target = act[0] == 'u' ? NULL : (strcmp(x->argv[2], "-") ? x->argv[2] : "");
+	ret = ptv_epg_map_set(store, x->argv[1], target);
+	if (ret == -ENOENT) {
+		fprintf(stderr, "%s guide: no channel has GuideNumber '%s'\n", PROG, x->argv[1]);
+		ret = EX_DATAERR;
+	} else if (ret) {
+		fprintf(stderr, "%s guide: %s\n", PROG, ptv_strerror(ret));
+		ret = EX_IOERR;
+	} else {
+		printf("channel %s: %s%s%s\n", x->argv[1],
+		       !target ? "automatic guide matching" : target[0] ? "guide channel " : "",
+		       target ? target : "", target && !target[0] ? "no guide (dummy)" : "");
+		printf("guide channels are kept at import: run the guide's import again (or wait "
+		       "for its refresh) to fetch programmes for a new mapping\n");
+	}
+out:
+	ptv_store_close(store);
+	return ret;
 }
 
 static int cmd_healthcheck(struct cli_ctx *x)

@@ -242,3 +242,62 @@ int ptv_device_identity(struct ptv_store *s, unsigned index, struct ptv_device_i
 			 out->device_id_hex);
 	return rc;
 }
+
+struct ptv_devices_ctx {
+	const struct ptv_store *s;
+	unsigned n;
+	struct ptv_device_identity *out;
+	bool *have;
+	unsigned created;
+};
+
+static int ptv_devices_get_txn(MDB_txn *txn, void *arg)
+{
+	struct ptv_devices_ctx *b = arg;
+
+	for (unsigned i = 0; i < b->n; i++) {
+		struct ptv_device_ctx c = { b->s, htobe32(i), &b->out[i], false };
+		int rc = ptv_device_load(txn, &c);
+
+		if (rc && rc != -ENOENT)
+			return rc;
+		b->have[i] = !rc;
+	}
+	return 0;
+}
+
+static int ptv_devices_create_txn(MDB_txn *txn, void *arg)
+{
+	struct ptv_devices_ctx *b = arg;
+
+	b->created = 0;
+	for (unsigned i = 0; i < b->n; i++) {
+		struct ptv_device_ctx c = { b->s, htobe32(i), &b->out[i], false };
+		int rc;
+
+		if (b->have[i])
+			continue;
+		rc = ptv_device_create_txn(txn, &c);
+		if (rc)
+			return rc;
+		b->created += c.created;
+	}
+	return 0;
+}
+
+int ptv_device_identities(struct ptv_store *s, unsigned n, struct ptv_device_identity *out)
+{
+	struct ptv_devices_ctx b = { s, n, out, ptv_xcalloc(n ? n : 1, sizeof(bool)), 0 };
+	bool missing = false;
+	int rc = ptv_store_read(s, ptv_devices_get_txn, &b);
+
+	for (unsigned i = 0; !rc && i < n; i++)
+		missing |= !b.have[i];
+	/* One transaction (one fsync) for all new devices: a big lineup may add hundreds. */
+	if (!rc && missing)
+		rc = ptv_store_write(s, ptv_devices_create_txn, &b);
+	if (!rc && b.created)
+		ptv_info(MOD, "%u new virtual device identities (%u devices)", b.created, n);
+	free(b.have);
+	return rc;
+}

@@ -100,9 +100,8 @@ static int parse_config(struct ptv_discovery *d, const struct ptv_config *cfg, b
 
 static void bpf_metrics(struct ptv_discovery *d)
 {
-	static const char *const info_labels[] = { "filter", "accounting", NULL };
-	const char *values[] = { d->bpf ? "bpf" : "userspace", d->accounting ? "bpf" : "off",
-				 NULL };
+	static const char *const info_labels[] = {"filter", "accounting", NULL};
+	const char *values[] = {d->bpf ? "bpf" : "userspace", d->accounting ? "bpf" : "off", NULL};
 	struct ptv_metric_family *f;
 
 	ptv_metric_set(ptv_metric_simple("plextv_bpf_enabled",
@@ -124,7 +123,8 @@ static int bpf_load(struct ptv_discovery *d, enum ptv_bpf_mode mode)
 				"accounting");
 		return 0;
 	}
-	ret = ptv_bpf_filter_open(&d->bpf);
+	/* With both responders off there is nothing to filter, but accounting still counts. */
+	ret = d->ssdp_on || d->hdhr_on ? ptv_bpf_filter_open(&d->bpf) : 0;
 	if (!ret) {
 		ret = ptv_bpf_account_start(NULL);
 		d->accounting = !ret;
@@ -135,22 +135,24 @@ static int bpf_load(struct ptv_discovery *d, enum ptv_bpf_mode mode)
 	}
 	/* The one line E1 asks for: whichever step failed, say what we fall back to. */
 	if (!d->bpf)
-		ptv_warn("bpf", "eBPF unavailable (%s): user-space discovery filter, no kernel "
-				"accounting", ptv_bpf_explain(ret));
+		ptv_warn("bpf",
+			 "eBPF unavailable (%s): user-space discovery filter, no kernel "
+			 "accounting",
+			 ptv_bpf_explain(ret));
 	else if (!d->accounting)
-		ptv_warn("bpf", "eBPF accounting unavailable (%s: %s): kernel discovery filter only",
+		ptv_warn("bpf",
+			 "eBPF accounting unavailable (%s: %s): kernel discovery filter only",
 			 ptv_bpf_explain(ret), ptv_strerror(ret));
 	else
 		ptv_info("bpf", "eBPF loaded: kernel discovery filter and per-channel accounting");
 	return 0;
 }
 
-
 static int collect_channel(uint32_t channel, const struct ptv_bpf_account_counts *c, void *arg)
 {
 	struct ptv_discovery *d = arg;
 	char id[16];
-	const char *values[] = { id, "bpf", NULL };
+	const char *values[] = {id, "bpf", NULL};
 
 	snprintf(id, sizeof(id), "%u", channel);
 	ptv_metric_set(ptv_metric_get(d->f_egress, values), (double)c->egress_bytes);
@@ -170,7 +172,7 @@ static void collect(void *arg)
 
 static void metrics_init(struct ptv_discovery *d)
 {
-	static const char *const labels[] = { "channel", "source", NULL };
+	static const char *const labels[] = {"channel", "source", NULL};
 
 	/* Channels are bounded by the lineup and only those watched appear. */
 	d->f_egress = ptv_metrics_family(PTV_CHANNEL_EGRESS_METRIC,
@@ -203,8 +205,9 @@ static void port80_open(struct ptv_discovery *d)
 	fd = ptv_http_listen((struct sockaddr *)&sa, sizeof(sa));
 	if (fd < 0) {
 		/* Optional: say why Jellyfin's auto-discovery will not work and go on. */
-		ptv_error("discovery", "http_port80: cannot listen on port 80 (%s); Jellyfin "
-				       "must be given the URL by hand",
+		ptv_error("discovery",
+			  "http_port80: cannot listen on port 80 (%s); Jellyfin "
+			  "must be given the URL by hand",
 			  ptv_strerror(fd));
 		return;
 	}
@@ -214,7 +217,7 @@ static void port80_open(struct ptv_discovery *d)
 int ptv_discovery_new(const struct ptv_discovery_deps *deps, struct ptv_discovery **out)
 {
 	struct ptv_discovery *d = ptv_xcalloc(1, sizeof(*d));
-	struct ptv_netfilter_opts nfo = { 0 };
+	struct ptv_netfilter_opts nfo = {0};
 	enum ptv_bpf_mode mode;
 	bool port80 = false;
 	int ret;
@@ -228,8 +231,9 @@ int ptv_discovery_new(const struct ptv_discovery_deps *deps, struct ptv_discover
 	nfo.listen_addr = d->reach.listen_addr;
 	ret = ptv_netfilter_new(&nfo, &d->nf);
 	if (ret) {
-		ptv_error("config", "allow_prefixes: '%s' is not a list of IPv4 prefixes "
-				    "(a.b.c.d/n, comma separated, at most %d)",
+		ptv_error("config",
+			  "allow_prefixes: '%s' is not a list of IPv4 prefixes "
+			  "(a.b.c.d/n, comma separated, at most %d)",
 			  deps->cfg->allow_prefixes, PTV_DISC_MAX_PREFIX);
 		ret = -PTV_ERR_CONFIG;
 		goto fail;

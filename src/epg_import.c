@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "epg_int.h"
@@ -77,6 +78,7 @@ struct imp {
 	struct epg_parse_stats st;
 	char name[256];
 	char location[2048];
+	char etag[256], last_modified[64]; /* of the document being imported */
 };
 
 /* ---- the lineup's wanted ids and names ---- */
@@ -99,7 +101,7 @@ static void want_add(struct imp *x, struct ptv_strmap *m, const char *s)
 
 	if (!epg_fold(s, folded, sizeof(folded)))
 		return;
-	if (ptv_strmap_get(m, folded, &(uint32_t){ 0 }))
+	if (ptv_strmap_get(m, folded, &(uint32_t){0}))
 		return;
 	/* Order-independent digest: a refresh is due when the lineup wants something else. */
 	x->want_hash += ptv_str_hash(folded) * (m == &x->want_ids ? 3 : 5);
@@ -181,7 +183,7 @@ static bool wanted(struct imp *x, struct ptv_strmap *m, const char *s)
 {
 	char folded[EPG_KEY_MAX + 1];
 
-	return epg_fold(s, folded, sizeof(folded)) && ptv_strmap_get(m, folded, &(uint32_t){ 0 });
+	return epg_fold(s, folded, sizeof(folded)) && ptv_strmap_get(m, folded, &(uint32_t){0});
 }
 
 /* ---- the source record ---- */
@@ -256,10 +258,10 @@ static int source_open(struct imp *x)
 		ret = ptv_store_next_id(x->txn, x->store, "source", &x->source_id);
 		if (ret)
 			return ret;
-		x->source = json_pack("{s:i, s:s, s:s, s:i, s:f}", "id", (json_int_t)x->source_id,
-				      "name", x->name, "kind", "xmltv", "refresh_s",
-				      PTV_EPG_DEFAULT_REFRESH_S, "shift_hours",
-				      x->o->default_shift_h);
+		x->source =
+			json_pack("{s:i, s:s, s:s, s:i, s:f}", "id", (json_int_t)x->source_id,
+				  "name", x->name, "kind", "xmltv", "refresh_s",
+				  PTV_EPG_DEFAULT_REFRESH_S, "shift_hours", x->o->default_shift_h);
 	}
 	if (io->refresh_s)
 		json_object_set_new(x->source, "refresh_s", json_integer(io->refresh_s));
@@ -279,7 +281,8 @@ static int source_finish(struct imp *x)
 	char hash[24];
 
 	for (int i = 0; i < PTV_EPG_ERR_COUNT; i++)
-		json_object_set_new(errs, ptv_epg_error_name(i), json_integer((json_int_t)r->errors[i]));
+		json_object_set_new(errs, ptv_epg_error_name(i),
+				    json_integer((json_int_t)r->errors[i]));
 	snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)x->want_hash);
 	json_object_set_new(x->source, "location", json_string(x->location));
 	json_object_set_new(x->source, "allow_file", json_boolean(x->io->allow_file));
@@ -290,6 +293,8 @@ static int source_finish(struct imp *x)
 	json_object_set_new(x->source, "guide_channels", json_integer((json_int_t)r->channels));
 	json_object_set_new(x->source, "programmes", json_integer((json_int_t)r->programmes));
 	json_object_set_new(x->source, "want_hash", json_string(hash));
+	json_object_set_new(x->source, "etag", json_string(x->etag));
+	json_object_set_new(x->source, "last_modified", json_string(x->last_modified));
 	json_object_set_new(x->source, "errors", errs);
 	return ptv_store_put_json(x->txn, ptv_store_dbi(x->store, PTV_DB_SOURCES), &key,
 				  sizeof(key), x->source);
@@ -300,7 +305,7 @@ static int source_finish(struct imp *x)
 static int del_range(struct imp *x, uint32_t gkey, uint64_t *count)
 {
 	uint8_t key[EPG_PKEY_LEN];
-	MDB_val k = { sizeof(key), key }, v;
+	MDB_val k = {sizeof(key), key}, v;
 	MDB_cursor *cur;
 	int rc = mdb_cursor_open(x->txn, x->dbp, &cur);
 
@@ -320,35 +325,48 @@ static int del_range(struct imp *x, uint32_t gkey, uint64_t *count)
 	return rc && rc != MDB_NOTFOUND ? ptv_store_err(rc) : 0;
 }
 
+/*
+ * Unlinks an old guide channel: its record and index entries. Its programmes stay, orphaned
+ * (no record points at their gkey), and epg_gc() deletes them after the commit in bounded
+ * transactions: deleting a million programmes inside the import doubled its time and its
+ * dirty pages.
+ */
 static int del_channel(struct imp *x, uint32_t gkey)
 {
 	uint8_t key[EPG_KEY_MAX + 16];
+	uint8_t kk[5] = {'k'};
+	MDB_val k = {sizeof(kk), kk}, v;
+	struct ptv_buf copy = {0};
 	struct epg_gchan g;
-	MDB_val k;
-	int ret = epg_gchan_get(x->txn, x->store, gkey, &g);
+	int rc;
 
-	if (ret == -ENOENT)
-		return del_range(x, gkey, NULL);
-	if (ret)
-		return ret;
-	/* Index keys first: they are built from the record's strings. */
-	k = (MDB_val){ epg_index_key(key, 'i', g.id, g.source, gkey), key };
-	mdb_del(x->txn, x->dbc, &k, NULL);
-	for (unsigned i = 0; i < g.n_names; i++) {
-		k = (MDB_val){ epg_index_key(key, 'n', g.names[i], g.source, gkey), key };
+	epg_put_be32(kk + 1, gkey);
+	rc = mdb_get(x->txn, x->dbc, &k, &v);
+	if (rc)
+		return rc == MDB_NOTFOUND ? 0 : ptv_store_err(rc);
+	/* A copy: deleting other keys may move the record's page under its pointers. */
+	ptv_buf_append(&copy, v.mv_data, v.mv_size);
+	if (copy.oom)
+		return -ENOMEM;
+	rc = epg_gchan_decode(copy.data, copy.len, &g);
+	if (!rc) {
+		k = (MDB_val){epg_index_key(key, 'i', g.id, g.source, gkey), key};
 		mdb_del(x->txn, x->dbc, &k, NULL);
+		for (unsigned i = 0; i < g.n_names; i++) {
+			k = (MDB_val){epg_index_key(key, 'n', g.names[i], g.source, gkey), key};
+			mdb_del(x->txn, x->dbc, &k, NULL);
+		}
 	}
-	key[0] = 'k';
-	epg_put_be32(key + 1, gkey);
-	k = (MDB_val){ 5, key };
-	ret = ptv_store_err(mdb_del(x->txn, x->dbc, &k, NULL));
-	return ret && ret != -ENOENT ? ret : del_range(x, gkey, NULL);
+	ptv_buf_free(&copy);
+	k = (MDB_val){sizeof(kk), kk};
+	rc = mdb_del(x->txn, x->dbc, &k, NULL);
+	return rc && rc != MDB_NOTFOUND ? ptv_store_err(rc) : 0;
 }
 
 static int old_remove(struct imp *x)
 {
-	uint8_t key[9] = { 's' };
-	MDB_val k = { sizeof(key), key }, v;
+	uint8_t key[9] = {'s'};
+	MDB_val k = {sizeof(key), key}, v;
 	MDB_cursor *cur;
 	int rc = mdb_cursor_open(x->txn, x->dbc, &cur), ret = 0;
 
@@ -434,11 +452,10 @@ static int on_channel(struct epg_chan *c, void *arg)
 
 /* ---- programmes ---- */
 
-static int prog_put(struct imp *x, uint32_t gkey, int64_t start, uint32_t dur,
-		    struct epg_prog *p)
+static int prog_put(struct imp *x, uint32_t gkey, int64_t start, uint32_t dur, struct epg_prog *p)
 {
 	uint8_t key[EPG_PKEY_LEN];
-	MDB_val k = { sizeof(key), key }, v;
+	MDB_val k = {sizeof(key), key}, v;
 	bool append;
 	int rc;
 
@@ -447,7 +464,7 @@ static int prog_put(struct imp *x, uint32_t gkey, int64_t start, uint32_t dur,
 	rc = epg_rec_encode(p, dur, &x->rec);
 	if (rc)
 		return rc;
-	v = (MDB_val){ x->rec.len, x->rec.data };
+	v = (MDB_val){x->rec.len, x->rec.data};
 	/* New gkeys sort after every stored key: a document grouped by channel appends. */
 	append = !x->have_last || memcmp(key, x->last_key, sizeof(key)) > 0;
 	rc = mdb_cursor_put(x->pcur, &k, &v, append ? MDB_APPEND : MDB_NOOVERWRITE);
@@ -534,8 +551,8 @@ static void fix_compute(struct imp *x, struct fix_item *it, size_t n)
 			it[i].dur = next && next - it[i].start <= PTV_EPG_MAX_GAP_S
 					    ? (uint32_t)(next - it[i].start)
 					    : PTV_EPG_DEFAULT_LENGTH_S;
-			it[i].flags = (uint8_t)((it[i].flags & ~EPG_P_STOP_MISSING) |
-						EPG_P_STOP_GUESSED);
+			it[i].flags =
+				(uint8_t)((it[i].flags & ~EPG_P_STOP_MISSING) | EPG_P_STOP_GUESSED);
 			it[i].changed = true;
 			x->rep->stop_guessed++;
 		} else if (next && it[i].start + it[i].dur > next) {
@@ -549,7 +566,7 @@ static void fix_compute(struct imp *x, struct fix_item *it, size_t n)
 static int fix_write(struct imp *x, uint32_t gkey, const struct fix_item *it, size_t n)
 {
 	uint8_t key[EPG_PKEY_LEN];
-	MDB_val k = { sizeof(key), key }, v;
+	MDB_val k = {sizeof(key), key}, v;
 	int rc = 0;
 
 	for (size_t i = 0; i < n && !rc; i++) {
@@ -564,7 +581,7 @@ static int fix_write(struct imp *x, uint32_t gkey, const struct fix_item *it, si
 		if (x->rec.oom)
 			return -ENOMEM;
 		epg_rec_set_duration(x->rec.data, it[i].dur, it[i].flags);
-		v = (MDB_val){ x->rec.len, x->rec.data };
+		v = (MDB_val){x->rec.len, x->rec.data};
 		rc = mdb_put(x->txn, x->dbp, &k, &v, 0);
 	}
 	return rc ? ptv_store_err(rc) : 0;
@@ -573,7 +590,7 @@ static int fix_write(struct imp *x, uint32_t gkey, const struct fix_item *it, si
 static int fix_channel(struct imp *x, uint32_t gkey)
 {
 	uint8_t key[EPG_PKEY_LEN];
-	MDB_val k = { sizeof(key), key }, v;
+	MDB_val k = {sizeof(key), key}, v;
 	struct fix_item *it = NULL;
 	size_t n = 0, cap = 0;
 	MDB_cursor *cur;
@@ -593,7 +610,7 @@ static int fix_channel(struct imp *x, uint32_t gkey)
 			cap = cap ? cap * 2 : 256;
 			it = ptv_xrealloc(it, cap * sizeof(*it));
 		}
-		it[n++] = (struct fix_item){ epg_pkey_start(k.mv_data), r.duration, r.flags };
+		it[n++] = (struct fix_item){epg_pkey_start(k.mv_data), r.duration, r.flags};
 	}
 	mdb_cursor_close(cur);
 	ret = rc && rc != MDB_NOTFOUND ? ptv_store_err(rc) : 0;
@@ -609,7 +626,7 @@ static int fix_channel(struct imp *x, uint32_t gkey)
 
 static int put_empty(struct imp *x, const uint8_t *key, size_t len)
 {
-	MDB_val k = { len, (void *)key }, v = { 0, NULL };
+	MDB_val k = {len, (void *)key}, v = {0, NULL};
 	int rc = mdb_put(x->txn, x->dbc, &k, &v, 0);
 
 	return rc ? ptv_store_err(rc) : 0;
@@ -617,8 +634,11 @@ static int put_empty(struct imp *x, const uint8_t *key, size_t len)
 
 static int chan_write(struct imp *x, struct imp_chan *ic)
 {
-	struct epg_gchan g = { .gkey = ic->gkey, .source = x->source_id, .id = ic->id,
-			       .icon = ic->icon ?: "", .programmes = ic->programmes };
+	struct epg_gchan g = {.gkey = ic->gkey,
+			      .source = x->source_id,
+			      .id = ic->id,
+			      .icon = ic->icon ?: "",
+			      .programmes = ic->programmes};
 	uint8_t key[EPG_KEY_MAX + 16];
 	MDB_val k, v;
 	int ret = 0;
@@ -632,8 +652,8 @@ static int chan_write(struct imp *x, struct imp_chan *ic)
 		return ret;
 	key[0] = 'k';
 	epg_put_be32(key + 1, ic->gkey);
-	k = (MDB_val){ 5, key };
-	v = (MDB_val){ x->rec.len, x->rec.data };
+	k = (MDB_val){5, key};
+	v = (MDB_val){x->rec.len, x->rec.data};
 	ret = ptv_store_err(mdb_put(x->txn, x->dbc, &k, &v, 0));
 	key[0] = 's';
 	epg_put_be32(key + 1, x->source_id);
@@ -727,8 +747,8 @@ static void rep_reset(struct ptv_epg_report *r)
 
 static int imp_parse(struct imp *x)
 {
-	static const struct epg_parse_ops ops = { on_channel, on_programme };
-	struct epg_input in = { fd_read, &x->fd };
+	static const struct epg_parse_ops ops = {on_channel, on_programme};
+	struct epg_input in = {fd_read, &x->fd};
 	int rc = mdb_cursor_open(x->txn, x->dbp, &x->pcur), ret;
 
 	if (rc)
@@ -795,7 +815,7 @@ static int want_hash_txn(MDB_txn *txn, void *arg)
 
 int epg_want_hash(struct ptv_store *s, uint64_t *out)
 {
-	struct imp x = { .store = s, .fd = -1 };
+	struct imp x = {.store = s, .fd = -1};
 	int ret;
 
 	ptv_strmap_init(&x.by_id);
@@ -858,21 +878,22 @@ static bool is_url(const char *s)
 static int imp_fetch(struct imp *x)
 {
 	struct ptv_fetch_opts fo;
-	struct ptv_fetch_result res = { 0 };
+	struct ptv_fetch_result res = {0};
 	int ret;
 
-	if (!is_url(x->location) && !x->io->allow_file) {
-		snprintf(x->rep->error, sizeof(x->rep->error), "only http(s) URLs are allowed here");
-		return -EPERM;
-	}
 	ptv_fetch_opts_init(&fo);
 	fo.url = x->location;
 	fo.allow_file = x->io->allow_file;
 	fo.max_bytes = x->o->max_bytes;
 	fo.timeout_ms = x->o->timeout_s * 1000u;
 	fo.user_agent = x->o->user_agent && x->o->user_agent[0] ? x->o->user_agent : NULL;
+	fo.etag = x->io->etag;
+	fo.last_modified = x->io->last_modified;
 	ret = ptv_fetch(&fo, tmp_sink, &x->fd, &res);
 	x->rep->bytes = res.bytes;
+	x->rep->not_modified = res.not_modified;
+	snprintf(x->etag, sizeof(x->etag), "%s", res.etag);
+	snprintf(x->last_modified, sizeof(x->last_modified), "%s", res.last_modified);
 	if (ret == -EFBIG)
 		snprintf(x->rep->error, sizeof(x->rep->error),
 			 "the guide is larger than guide_max_mb (%llu MiB, after decompression)",
@@ -882,6 +903,62 @@ static int imp_fetch(struct imp *x)
 			 res.error[0] ? res.error : ptv_strerror(ret));
 	ptv_fetch_result_deinit(&res);
 	return ret;
+}
+
+/*
+ * A plain local file (not gzip) is parsed where it is: copying a 500 MB guide into the
+ * temporary file cost more than a second. Returns the open fd, 0 to take the fetch path
+ * (URL, file://, .gz, not a regular file), or a negative errno.
+ */
+static int imp_open_direct(struct imp *x)
+{
+	unsigned char magic[2];
+	struct stat st;
+	struct tm tm;
+	int fd;
+
+	if (is_url(x->location) || !strncasecmp(x->location, "file:", 5) || !x->io->allow_file)
+		return 0;
+	fd = open(x->location, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0; /* the fetcher reports it */
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) ||
+	    (pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b)) {
+		close(fd);
+		return 0;
+	}
+	/* The fetcher's validator for files, so refreshes of an unchanged file are no-ops. */
+	gmtime_r(&st.st_mtime, &tm);
+	strftime(x->last_modified, sizeof(x->last_modified), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	x->rep->bytes = (uint64_t)st.st_size;
+	if (x->io->last_modified && !strcmp(x->io->last_modified, x->last_modified))
+		x->rep->not_modified = true;
+	if ((uint64_t)st.st_size > x->o->max_bytes) {
+		close(fd);
+		snprintf(x->rep->error, sizeof(x->rep->error),
+			 "the guide is larger than guide_max_mb (%llu MiB)",
+			 (unsigned long long)(x->o->max_bytes >> 20));
+		return -EFBIG;
+	}
+	return fd;
+}
+
+/* The document in x->fd: opened in place, or fetched into a temporary file. */
+static int imp_input(struct imp *x)
+{
+	int ret = imp_open_direct(x);
+
+	if (ret)
+		return ret < 0 ? ret : (x->fd = ret, 0);
+	if (!is_url(x->location) && !x->io->allow_file) {
+		snprintf(x->rep->error, sizeof(x->rep->error),
+			 "only http(s) URLs are allowed here");
+		return -EPERM;
+	}
+	ret = x->fd = tmp_open(x->o->data_dir);
+	if (ret < 0)
+		return ret;
+	return imp_fetch(x);
 }
 
 /* Before fetching: the existing source's id (for failure records) and name clashes. */
@@ -903,17 +980,19 @@ static int lookup_txn(MDB_txn *txn, void *arg)
 	return ret;
 }
 
-/* Records a failed attempt on an existing source, so the scheduler backs off. */
-struct fail_ctx {
+/* Records an attempt that imported nothing (failed, or not modified) on an existing source,
+ * so the scheduler backs off. */
+struct attempt_ctx {
 	struct imp *x;
 	int err;
 };
 
-static int fail_txn(MDB_txn *txn, void *arg)
+static int attempt_txn(MDB_txn *txn, void *arg)
 {
-	struct fail_ctx *f = arg;
-	struct imp *x = f->x;
+	struct attempt_ctx *a = arg;
+	struct imp *x = a->x;
 	uint32_t key = htonl(x->rep->source_id);
+	double now = ptv_wall_seconds();
 	json_t *rec = NULL;
 	int ret;
 
@@ -923,9 +1002,13 @@ static int fail_txn(MDB_txn *txn, void *arg)
 				 &rec);
 	if (ret)
 		return ret == -ENOENT ? 0 : ret;
-	json_object_set_new(rec, "last_attempt", json_real(ptv_wall_seconds()));
-	json_object_set_new(rec, "last_error",
-			    json_string(x->rep->error[0] ? x->rep->error : ptv_strerror(f->err)));
+	json_object_set_new(rec, "last_attempt", json_real(now));
+	if (a->err)
+		json_object_set_new(
+			rec, "last_error",
+			json_string(x->rep->error[0] ? x->rep->error : ptv_strerror(a->err)));
+	else
+		json_object_set_new(rec, "last_success", json_real(now));
 	ret = ptv_store_put_json(txn, ptv_store_dbi(x->store, PTV_DB_SOURCES), &key, sizeof(key),
 				 rec);
 	json_decref(rec);
@@ -935,9 +1018,9 @@ static int fail_txn(MDB_txn *txn, void *arg)
 int ptv_epg_import(struct ptv_store *s, const struct ptv_epg_opts *o,
 		   const struct ptv_epg_import_opts *io, struct ptv_epg_report *rep)
 {
-	struct imp x = { .store = s, .o = o, .io = io, .rep = rep, .fd = -1 };
+	struct imp x = {.store = s, .o = o, .io = io, .rep = rep, .fd = -1};
 	uint64_t t0 = ptv_now_ns();
-	struct fail_ctx f = { &x };
+	struct attempt_ctx a = {&x};
 	int ret;
 
 	memset(rep, 0, sizeof(*rep));
@@ -949,20 +1032,20 @@ int ptv_epg_import(struct ptv_store *s, const struct ptv_epg_opts *o,
 	x.cutoff = (int64_t)ptv_wall_seconds() - (int64_t)o->retention_s;
 	ret = ptv_store_read(s, lookup_txn, &x);
 	if (!ret)
-		ret = x.fd = tmp_open(o->data_dir);
-	if (ret >= 0)
-		ret = imp_fetch(&x);
-	if (!ret)
+		ret = imp_input(&x);
+	if (!ret && !rep->not_modified)
 		ret = ptv_store_write(s, imp_txn, &x);
 	if (ret == -PTV_ERR_LIMIT && !rep->error[0])
 		snprintf(rep->error, sizeof(rep->error), "the store is full (map size limit)");
 	if (ret && !rep->error[0])
 		snprintf(rep->error, sizeof(rep->error), "%s", ptv_strerror(ret));
-	if (ret) {
-		f.err = ret;
-		ptv_store_write(s, fail_txn, &f);
+	if (ret || rep->not_modified) {
+		a.err = ret;
+		ptv_store_write(s, attempt_txn, &a);
 	}
 	rep->seconds = (double)(ptv_now_ns() - t0) / 1e9;
+	if (!ret && !rep->not_modified)
+		epg_gc(s); /* the previous import's programmes, now orphaned */
 	imp_reset(&x);
 	free(x.chans);
 	free(x.strs);

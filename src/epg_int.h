@@ -39,7 +39,7 @@
 
 #define EPG_REC_VERSION	 1
 #define EPG_CHAN_VERSION 1
-#define EPG_PKEY_LEN	 12 /* u32 gkey + u64 start */
+#define EPG_PKEY_LEN	 12  /* u32 gkey + u64 start */
 #define EPG_KEY_MAX	 400 /* folded id/name bytes in an index key (LMDB keys stop at 511) */
 
 /* Child elements of <programme>, numbered in the order the DTD requires them. */
@@ -233,9 +233,9 @@ int epg_gchan_get(MDB_txn *txn, struct ptv_store *s, uint32_t gkey, struct epg_g
 size_t epg_index_key(uint8_t *key, char kind, const char *text, uint32_t source, uint32_t gkey);
 
 enum epg_how {
-	EPG_HOW_NONE = 0,  /* no guide channel */
-	EPG_HOW_MANUAL,	   /* PTV_DB_GUIDE_MAP */
-	EPG_HOW_OFF,	   /* PTV_DB_GUIDE_MAP says "no guide" */
+	EPG_HOW_NONE = 0, /* no guide channel */
+	EPG_HOW_MANUAL,	  /* PTV_DB_GUIDE_MAP */
+	EPG_HOW_OFF,	  /* PTV_DB_GUIDE_MAP says "no guide" */
 	EPG_HOW_TVG_ID,
 	EPG_HOW_TVG_NAME,
 	EPG_HOW_NAME,
@@ -249,6 +249,13 @@ extern const char *const epg_how_names[];
  */
 int epg_resolve(MDB_txn *txn, struct ptv_store *s, uint32_t id, const char *tvg_id,
 		const char *tvg_name, const char *name, uint32_t *gkey, enum epg_how *how);
+
+/**
+ * Deletes programmes whose guide channel record is gone (a previous import's), in write
+ * transactions of at most EPG_GC_BATCH deletions. Returns how many, or a negative errno.
+ */
+int64_t epg_gc(struct ptv_store *s);
+#define EPG_GC_BATCH 100000
 
 /** Digest of the folded tvg-ids, names and overrides the lineup wants (order-independent). */
 int epg_want_hash(struct ptv_store *s, uint64_t *out);

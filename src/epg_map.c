@@ -12,16 +12,15 @@
 #include "plextv/store.h"
 
 const char *const epg_how_names[] = {
-	[EPG_HOW_NONE] = "none",	 [EPG_HOW_MANUAL] = "manual",
-	[EPG_HOW_OFF] = "off",		 [EPG_HOW_TVG_ID] = "tvg-id",
-	[EPG_HOW_TVG_NAME] = "tvg-name", [EPG_HOW_NAME] = "name",
+	[EPG_HOW_NONE] = "none",     [EPG_HOW_MANUAL] = "manual",     [EPG_HOW_OFF] = "off",
+	[EPG_HOW_TVG_ID] = "tvg-id", [EPG_HOW_TVG_NAME] = "tvg-name", [EPG_HOW_NAME] = "name",
 };
 
 /* ---- guide channel records ---- */
 
 int epg_gchan_encode(const struct epg_gchan *c, struct ptv_buf *out)
 {
-	uint8_t hdr[12] = { EPG_CHAN_VERSION, (uint8_t)c->n_names };
+	uint8_t hdr[12] = {EPG_CHAN_VERSION, (uint8_t)c->n_names};
 
 	epg_put_be32(hdr + 4, c->source);
 	epg_put_be32(hdr + 8, c->programmes);
@@ -67,8 +66,8 @@ int epg_gchan_decode(const void *data, size_t len, struct epg_gchan *c)
 
 int epg_gchan_get(MDB_txn *txn, struct ptv_store *s, uint32_t gkey, struct epg_gchan *c)
 {
-	uint8_t key[5] = { 'k' };
-	MDB_val k = { sizeof(key), key }, v;
+	uint8_t key[5] = {'k'};
+	MDB_val k = {sizeof(key), key}, v;
 	int rc;
 
 	epg_put_be32(key + 1, gkey);
@@ -99,7 +98,7 @@ static int index_first(MDB_txn *txn, struct ptv_store *s, char kind, const char 
 {
 	uint8_t key[EPG_KEY_MAX + 16];
 	size_t plen = epg_index_key(key, kind, text, 0, 0) - 8;
-	MDB_val k = { plen, key }, v;
+	MDB_val k = {plen, key}, v;
 	MDB_cursor *cur;
 	int rc;
 
@@ -121,7 +120,7 @@ int epg_resolve(MDB_txn *txn, struct ptv_store *s, uint32_t id, const char *tvg_
 		const char *tvg_name, const char *name, uint32_t *gkey, enum epg_how *how)
 {
 	uint32_t be = htonl(id);
-	MDB_val k = { sizeof(be), &be }, v;
+	MDB_val k = {sizeof(be), &be}, v;
 	char target[EPG_KEY_MAX + 1];
 	int rc = mdb_get(txn, ptv_store_dbi(s, PTV_DB_GUIDE_MAP), &k, &v);
 
@@ -161,7 +160,7 @@ struct map_set_ctx {
 static int map_set_txn(MDB_txn *txn, void *arg)
 {
 	struct map_set_ctx *m = arg;
-	MDB_val k = { strlen(m->number), (void *)m->number }, v;
+	MDB_val k = {strlen(m->number), (void *)m->number}, v;
 	uint32_t be;
 	int rc = mdb_get(txn, ptv_store_dbi(m->s, PTV_DB_NUMBERS), &k, &v);
 
@@ -170,13 +169,13 @@ static int map_set_txn(MDB_txn *txn, void *arg)
 	if (v.mv_size != sizeof(be))
 		return -PTV_ERR_PARSE;
 	memcpy(&be, v.mv_data, sizeof(be));
-	k = (MDB_val){ sizeof(be), &be };
+	k = (MDB_val){sizeof(be), &be};
 	if (!m->target) {
 		rc = mdb_del(txn, ptv_store_dbi(m->s, PTV_DB_GUIDE_MAP), &k, NULL);
 		if (rc == MDB_NOTFOUND)
 			rc = 0;
 	} else {
-		v = (MDB_val){ strlen(m->target), (void *)m->target };
+		v = (MDB_val){strlen(m->target), (void *)m->target};
 		rc = mdb_put(txn, ptv_store_dbi(m->s, PTV_DB_GUIDE_MAP), &k, &v, 0);
 	}
 	/* Running servers re-render from the store on every request; the version tells
@@ -186,7 +185,7 @@ static int map_set_txn(MDB_txn *txn, void *arg)
 
 int ptv_epg_map_set(struct ptv_store *s, const char *guide_number, const char *guide_channel_id)
 {
-	struct map_set_ctx m = { s, guide_number, guide_channel_id };
+	struct map_set_ctx m = {s, guide_number, guide_channel_id};
 
 	if (!guide_number || !guide_number[0])
 		return -EINVAL;
@@ -205,7 +204,7 @@ struct map_print_ctx {
 
 static void map_print_one(struct map_print_ctx *p, MDB_txn *txn, const struct ptv_chanrec *r)
 {
-	struct epg_gchan g = { 0 };
+	struct epg_gchan g = {0};
 	enum epg_how how = EPG_HOW_NONE;
 	uint32_t gkey;
 	bool found = !epg_resolve(txn, p->s, r->id, r->tvg_id.p, r->tvg_name.p, r->name.p, &gkey,
@@ -214,11 +213,11 @@ static void map_print_one(struct map_print_ctx *p, MDB_txn *txn, const struct pt
 
 	if (p->arr) {
 		json_array_append_new(
-			p->arr, json_pack("{s:s, s:s, s:s, s:s, s:i, s:i}", "number", r->number.p,
-					  "name", r->name.p, "how", epg_how_names[how],
-					  "guide_channel", found ? g.id : "", "source",
-					  (json_int_t)(found ? g.source : 0), "programmes",
-					  (json_int_t)(found ? g.programmes : 0)));
+			p->arr,
+			json_pack("{s:s, s:s, s:s, s:s, s:i, s:i}", "number", r->number.p, "name",
+				  r->name.p, "how", epg_how_names[how], "guide_channel",
+				  found ? g.id : "", "source", (json_int_t)(found ? g.source : 0),
+				  "programmes", (json_int_t)(found ? g.programmes : 0)));
 		return;
 	}
 	fprintf(p->out, "%-8s %-32s %-8s %-32s %7u programmes%s\n", r->number.p, r->name.p,
@@ -248,7 +247,7 @@ static int map_print_txn(MDB_txn *txn, void *arg)
 
 int ptv_epg_map_print(struct ptv_store *s, FILE *out, bool json)
 {
-	struct map_print_ctx p = { s, out, json ? json_array() : NULL };
+	struct map_print_ctx p = {s, out, json ? json_array() : NULL};
 	int ret = ptv_store_read(s, map_print_txn, &p);
 
 	if (!ret && json) {

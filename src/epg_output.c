@@ -68,12 +68,12 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 		if ((s[i] & 0xc0) != 0x80)
 			return 0;
 	}
-	cp = len == 2 ? (s[0] & 0x1fu) << 6 | (s[1] & 0x3fu)
+	cp = len == 2	? (s[0] & 0x1fu) << 6 | (s[1] & 0x3fu)
 	     : len == 3 ? (s[0] & 0x0fu) << 12 | (s[1] & 0x3fu) << 6 | (s[2] & 0x3fu)
 			: (s[0] & 0x07u) << 18 | (s[1] & 0x3fu) << 12 | (s[2] & 0x3fu) << 6 |
 				  (s[3] & 0x3fu);
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff) || cp == 0xfffe ||
-			  cp == 0xffff)) ||
+	if ((len == 3 &&
+	     (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff) || cp == 0xfffe || cp == 0xffff)) ||
 	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
 		return 0;
 	return len;
@@ -185,7 +185,7 @@ static uint32_t chan_gkey(MDB_txn *txn, struct ptv_epg_render *r,
 	uint32_t gkey;
 
 	return epg_resolve(txn, r->s, c->id, c->tvg_id, c->tvg_name, c->name, &gkey, &how) ? 0
-														: gkey;
+											   : gkey;
 }
 
 static void render_channel(MDB_txn *txn, struct ptv_epg_render *r,
@@ -277,10 +277,10 @@ static void render_attrs_text(struct ptv_buf *b, const char *name, const struct 
 
 static void render_field(struct ptv_buf *b, const struct epg_rec_field *f)
 {
-	static const char *const video[] = { "present", "colour", "aspect", "quality" };
-	static const char *const audio[] = { "present", "stereo" };
-	static const char *const review[] = { "type", "source", "reviewer", "lang" };
-	static const char *const image[] = { "type", "size", "orient", "system" };
+	static const char *const video[] = {"present", "colour", "aspect", "quality"};
+	static const char *const audio[] = {"present", "stereo"};
+	static const char *const review[] = {"type", "source", "reviewer", "lang"};
+	static const char *const image[] = {"type", "size", "orient", "system"};
 	const char *name = f->type < EPG_F_COUNT ? epg_field_names[f->type] : NULL;
 
 	switch (f->type) {
@@ -414,7 +414,7 @@ static int seek_window(MDB_cursor *cur, uint32_t gkey, uint64_t from, MDB_val *k
 	int rc;
 
 	epg_pkey(key, gkey, from);
-	*k = (MDB_val){ sizeof(key), key };
+	*k = (MDB_val){sizeof(key), key};
 	rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
 	if (rc && rc != MDB_NOTFOUND)
 		return rc;
@@ -425,7 +425,7 @@ static int seek_window(MDB_cursor *cur, uint32_t gkey, uint64_t from, MDB_val *k
 	    epg_pkey_start(k->mv_data) + rec.duration > from)
 		return 0;
 	epg_pkey(key, gkey, from);
-	*k = (MDB_val){ sizeof(key), key };
+	*k = (MDB_val){sizeof(key), key};
 	return mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
 }
 
@@ -448,7 +448,7 @@ static int render_real(MDB_txn *txn, struct ptv_epg_render *r, const struct ptv_
 		uint8_t key[EPG_PKEY_LEN];
 
 		epg_pkey(key, gkey, r->next_start);
-		k = (MDB_val){ sizeof(key), key };
+		k = (MDB_val){sizeof(key), key};
 		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	} else {
 		int64_t from = r->window_start - shift;
@@ -470,8 +470,7 @@ static int render_real(MDB_txn *txn, struct ptv_epg_render *r, const struct ptv_
 }
 
 /* Dummy blocks for a channel without programmes: titled with its name, aligned to blocks. */
-static int render_dummy(struct ptv_epg_render *r, const struct ptv_lineup_channel *c,
-			size_t budget)
+static int render_dummy(struct ptv_epg_render *r, const struct ptv_lineup_channel *c, size_t budget)
 {
 	int64_t block = r->o.dummy_block_s, end = r->now + r->o.dummy_span_s;
 	int64_t t = r->dummy && r->in_channel ? (int64_t)r->next_start : r->now / block * block;
@@ -587,7 +586,7 @@ static int deflate_into(struct ptv_epg_render *r, struct ptv_buf *out)
 
 int ptv_epg_render_step(struct ptv_epg_render *r, struct ptv_buf *out, size_t budget)
 {
-	struct step_ctx sc = { r, budget };
+	struct step_ctx sc = {r, budget};
 	int ret;
 
 	if (r->phase == RP_DONE)
@@ -613,9 +612,8 @@ int ptv_epg_render_step(struct ptv_epg_render *r, struct ptv_buf *out, size_t bu
 
 static struct ptv_lineup empty_lineup;
 
-int ptv_epg_render_new(struct ptv_store *s, struct ptv_lineup *lineup,
-		       const struct ptv_epg_opts *o, int64_t now, bool gzip,
-		       struct ptv_epg_render **out)
+int ptv_epg_render_new(struct ptv_store *s, struct ptv_lineup *lineup, const struct ptv_epg_opts *o,
+		       int64_t now, bool gzip, struct ptv_epg_render **out)
 {
 	struct ptv_epg_render *r = ptv_xcalloc(1, sizeof(*r));
 

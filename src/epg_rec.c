@@ -36,7 +36,7 @@ const char *const epg_field_names[EPG_F_COUNT] = {
 };
 
 const char *const epg_credit_names[EPG_C_COUNT] = {
-	"director", "actor", "writer",	  "adapter",	 "producer",
+	"director", "actor",  "writer",	   "adapter",	  "producer",
 	"composer", "editor", "presenter", "commentator", "guest",
 };
 
@@ -97,7 +97,7 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 
 static unsigned days_in_month(int64_t y, unsigned m)
 {
-	static const unsigned char dm[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	static const unsigned char dm[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 
 	return m == 2 && leap ? 29 : dm[m - 1];
@@ -108,14 +108,13 @@ static const struct {
 	const char *name;
 	int minutes;
 } zones[] = {
-	{ "UTC", 0 },	  { "GMT", 0 },	    { "UT", 0 },      { "Z", 0 },	 { "WET", 0 },
-	{ "BST", 60 },	  { "IST", 60 },    { "WEST", 60 },   { "CET", 60 },	 { "MET", 60 },
-	{ "CEST", 120 },  { "MEST", 120 },  { "EET", 120 },   { "EEST", 180 },	 { "MSK", 180 },
-	{ "AST", -240 },  { "ADT", -180 },  { "EST", -300 },  { "EDT", -240 },	 { "CST", -360 },
-	{ "CDT", -300 },  { "MST", -420 },  { "MDT", -360 },  { "PST", -480 },	 { "PDT", -420 },
-	{ "AKST", -540 }, { "AKDT", -480 }, { "HST", -600 },  { "AWST", 480 },	 { "ACST", 570 },
-	{ "ACDT", 630 },  { "AEST", 600 },  { "AEDT", 660 },  { "NZST", 720 },	 { "NZDT", 780 },
-	{ "JST", 540 },	  { "KST", 540 },   { "HKT", 480 },   { "SGT", 480 },
+	{"UTC", 0},    {"GMT", 0},     {"UT", 0},      {"Z", 0},      {"WET", 0},    {"BST", 60},
+	{"IST", 60},   {"WEST", 60},   {"CET", 60},    {"MET", 60},   {"CEST", 120}, {"MEST", 120},
+	{"EET", 120},  {"EEST", 180},  {"MSK", 180},   {"AST", -240}, {"ADT", -180}, {"EST", -300},
+	{"EDT", -240}, {"CST", -360},  {"CDT", -300},  {"MST", -420}, {"MDT", -360}, {"PST", -480},
+	{"PDT", -420}, {"AKST", -540}, {"AKDT", -480}, {"HST", -600}, {"AWST", 480}, {"ACST", 570},
+	{"ACDT", 630}, {"AEST", 600},  {"AEDT", 660},  {"NZST", 720}, {"NZDT", 780}, {"JST", 540},
+	{"KST", 540},  {"HKT", 480},   {"SGT", 480},
 };
 
 /* "+0100", "-05", "+05:30": minutes east of UTC, or -EINVAL. */
@@ -176,8 +175,8 @@ static int parse_zone(const char *p, int *minutes)
 
 int epg_parse_time(const char *s, int64_t *out)
 {
-	static const unsigned widths[6] = { 4, 2, 2, 2, 2, 2 };
-	unsigned v[6] = { 0, 1, 1, 0, 0, 0 }, n = 0;
+	static const unsigned widths[6] = {4, 2, 2, 2, 2, 2};
+	unsigned v[6] = {0, 1, 1, 0, 0, 0}, n = 0;
 	int minutes, zr;
 	const char *p = s;
 
@@ -347,7 +346,7 @@ int epg_rec_encode(struct epg_prog *p, uint32_t duration, struct ptv_buf *out)
 	ptv_buf_append(out, hdr, sizeof(hdr));
 	for (unsigned i = 0; i < p->n_fields; i++) {
 		const struct epg_pfield *f = &p->fields[i];
-		uint8_t fh[4] = { f->type, f->sub };
+		uint8_t fh[4] = {f->type, f->sub};
 
 		if (f->len > UINT16_MAX)
 			return -E2BIG; /* the parser caps fields well below this */

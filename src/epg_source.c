@@ -30,8 +30,9 @@ int ptv_epg_opts_from_config(struct ptv_epg_opts *o, const struct ptv_config *cf
 	shift = strtod(cfg->guide_shift_hours, &end);
 	if (errno || end == cfg->guide_shift_hours || *end || !(fabs(shift) <= 24)) {
 		if (err && errlen)
-			snprintf(err, errlen, "guide_shift_hours: '%s' is not a number of hours "
-					      "(-24..24)",
+			snprintf(err, errlen,
+				 "guide_shift_hours: '%s' is not a number of hours "
+				 "(-24..24)",
 				 cfg->guide_shift_hours);
 		return -PTV_ERR_CONFIG;
 	}
@@ -59,7 +60,7 @@ static int src_get_txn(MDB_txn *txn, void *arg)
 /* The record of guide source @id, or NULL (not found, or another kind). */
 static json_t *guide_source_get(struct ptv_store *s, uint32_t id)
 {
-	struct src_get_ctx g = { s, id, NULL };
+	struct src_get_ctx g = {s, id, NULL};
 
 	if (ptv_store_read(s, src_get_txn, &g))
 		return NULL;
@@ -82,7 +83,9 @@ int ptv_epg_refresh(struct ptv_store *s, const struct ptv_epg_opts *o, uint32_t 
 		    struct ptv_epg_report *rep)
 {
 	json_t *rec = guide_source_get(s, id);
-	struct ptv_epg_import_opts io = { 0 };
+	struct ptv_epg_import_opts io = {0};
+	char want[24] = "";
+	uint64_t hash;
 	int ret;
 
 	memset(rep, 0, sizeof(*rep));
@@ -94,6 +97,14 @@ int ptv_epg_refresh(struct ptv_store *s, const struct ptv_epg_opts *o, uint32_t 
 	io.allow_file = json_is_true(json_object_get(rec, "allow_file"));
 	io.has_shift = true;
 	io.shift_h = json_number_value(json_object_get(rec, "shift_hours"));
+	/* Unchanged lineup: ask for the document only if it changed (ETag, Last-Modified). */
+	if (!epg_want_hash(s, &hash))
+		snprintf(want, sizeof(want), "%016llx", (unsigned long long)hash);
+	if (want[0] && !strcmp(want, json_string_value(json_object_get(rec, "want_hash")) ?: "") &&
+	    json_integer_value(json_object_get(rec, "programmes")) > 0) {
+		io.etag = json_string_value(json_object_get(rec, "etag"));
+		io.last_modified = json_string_value(json_object_get(rec, "last_modified"));
+	}
 	ret = io.location ? ptv_epg_import(s, o, &io, rep) : -PTV_ERR_CONFIG;
 	json_decref(rec);
 	return ret;
@@ -111,7 +122,7 @@ static int prune_txn(MDB_txn *txn, void *arg)
 {
 	struct prune_ctx *p = arg;
 	uint8_t key[EPG_PKEY_LEN];
-	MDB_val k = { sizeof(key), key }, v;
+	MDB_val k = {sizeof(key), key}, v;
 	MDB_cursor *cur;
 	int rc = mdb_cursor_open(txn, ptv_store_dbi(p->s, PTV_DB_PROGRAMMES), &cur);
 
@@ -129,14 +140,15 @@ static int prune_txn(MDB_txn *txn, void *arg)
 			if (gkey == UINT32_MAX)
 				break;
 			epg_pkey(key, gkey + 1, 0);
-			k = (MDB_val){ sizeof(key), key };
+			k = (MDB_val){sizeof(key), key};
 			rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 			continue;
 		}
 		rc = mdb_cursor_del(cur, 0);
 		if (!rc) {
 			p->removed++;
-			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT); /* the record after the deleted */
+			rc = mdb_cursor_get(cur, &k, &v,
+					    MDB_NEXT); /* the record after the deleted */
 		}
 	}
 	mdb_cursor_close(cur);
@@ -147,10 +159,87 @@ static int prune_txn(MDB_txn *txn, void *arg)
 
 int64_t ptv_epg_prune(struct ptv_store *s, const struct ptv_epg_opts *o, int64_t now)
 {
-	struct prune_ctx p = { s, now - (int64_t)o->retention_s, 0 };
+	struct prune_ctx p = {s, now - (int64_t)o->retention_s, 0};
 	int ret = ptv_store_write(s, prune_txn, &p);
 
+	/* Orphans left by an import whose clean-up was interrupted (crash, kill). */
+	epg_gc(s);
 	return ret ? ret : p.removed;
+}
+
+/* ---- orphaned programmes ---- */
+
+struct gc_ctx {
+	struct ptv_store *s;
+	uint32_t from;	 /* next gkey to look at */
+	int64_t removed; /* in this transaction */
+	bool more;
+};
+
+static bool gkey_alive(MDB_txn *txn, struct ptv_store *s, uint32_t gkey)
+{
+	uint8_t kk[5] = {'k'};
+	MDB_val k = {sizeof(kk), kk}, v;
+
+	epg_put_be32(kk + 1, gkey);
+	return !mdb_get(txn, ptv_store_dbi(s, PTV_DB_GUIDE_CHANNELS), &k, &v);
+}
+
+static int gc_txn(MDB_txn *txn, void *arg)
+{
+	struct gc_ctx *g = arg;
+	uint8_t key[EPG_PKEY_LEN];
+	MDB_val k, v;
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn, ptv_store_dbi(g->s, PTV_DB_PROGRAMMES), &cur);
+
+	if (rc)
+		return ptv_store_err(rc);
+	g->removed = 0;
+	g->more = false;
+	epg_pkey(key, g->from, 0);
+	k = (MDB_val){sizeof(key), key};
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (!rc && k.mv_size == EPG_PKEY_LEN) {
+		uint32_t gkey = epg_pkey_gkey(k.mv_data);
+
+		if (gkey_alive(txn, g->s, gkey)) {
+			/* Jump to the next channel. */
+			if (gkey == UINT32_MAX)
+				break;
+			epg_pkey(key, gkey + 1, 0);
+			k = (MDB_val){sizeof(key), key};
+			rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+			continue;
+		}
+		if (g->removed == EPG_GC_BATCH) {
+			g->from = gkey;
+			g->more = true;
+			break;
+		}
+		rc = mdb_cursor_del(cur, 0);
+		if (!rc) {
+			g->removed++;
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		}
+	}
+	mdb_cursor_close(cur);
+	return rc && rc != MDB_NOTFOUND ? ptv_store_err(rc) : 0;
+}
+
+int64_t epg_gc(struct ptv_store *s)
+{
+	struct gc_ctx g = {.s = s, .from = 0};
+	int64_t total = 0;
+	int ret;
+
+	do {
+		ret = ptv_store_write(s, gc_txn, &g);
+		if (ret)
+			return ret;
+		total += g.removed;
+	} while (g.more);
+	return total;
 }
 
 /* ---- reports ---- */
@@ -163,6 +252,10 @@ void ptv_epg_report_format(const struct ptv_epg_report *r, char *buf, size_t len
 
 	for (int i = 0; i < PTV_EPG_ERR_COUNT; i++)
 		errs += r->errors[i];
+	if (r->not_modified) {
+		snprintf(buf, len, "not modified since the last import, %.2f s", r->seconds);
+		return;
+	}
 	n = snprintf(buf, len,
 		     "%llu programmes stored on %llu of %llu guide channels (%llu in the document; "
 		     "dropped: %llu for channels not in the lineup, %llu past; %llu stop times "
@@ -187,16 +280,16 @@ static struct {
 	pthread_once_t once;
 	struct ptv_metric *programmes, *channels, *last_success, *duration;
 	struct ptv_metric_family *imports, *errors, *dropped;
-} m = { .once = PTHREAD_ONCE_INIT };
+} m = {.once = PTHREAD_ONCE_INIT};
 
 static void metrics_register(void)
 {
-	static const double buckets[] = { 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600 };
-	static const char *const result[] = { "result", NULL };
-	static const char *const reason[] = { "reason", NULL };
+	static const double buckets[] = {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
+	static const char *const result[] = {"result", NULL};
+	static const char *const reason[] = {"reason", NULL};
 
-	m.programmes = ptv_metric_simple("plextv_guide_programmes",
-					 "Programmes in the guide store", PTV_METRIC_GAUGE);
+	m.programmes = ptv_metric_simple("plextv_guide_programmes", "Programmes in the guide store",
+					 PTV_METRIC_GAUGE);
 	m.channels = ptv_metric_simple("plextv_guide_channels",
 				       "Guide channels kept (taken by some lineup channel)",
 				       PTV_METRIC_GAUGE);
@@ -222,7 +315,7 @@ static void metrics_register(void)
 
 static void labelled_add(struct ptv_metric_family *f, const char *label, uint64_t v)
 {
-	const char *vals[] = { label, NULL };
+	const char *vals[] = {label, NULL};
 
 	if (v)
 		ptv_metric_add(ptv_metric_get(f, vals), v);
@@ -230,7 +323,7 @@ static void labelled_add(struct ptv_metric_family *f, const char *label, uint64_
 
 void epg_metrics_import(const struct ptv_epg_report *r, int ret)
 {
-	const char *res[] = { ret ? "error" : "ok", NULL };
+	const char *res[] = {ret ? "error" : "ok", NULL};
 
 	pthread_once(&m.once, metrics_register);
 	ptv_metric_inc(ptv_metric_get(m.imports, res));
@@ -252,8 +345,8 @@ struct gauges_ctx {
 static int gauges_txn(MDB_txn *txn, void *arg)
 {
 	struct gauges_ctx *g = arg;
-	uint8_t kk[1] = { 'k' };
-	MDB_val k = { 1, kk }, v;
+	uint8_t kk[1] = {'k'};
+	MDB_val k = {1, kk}, v;
 	MDB_cursor *cur;
 	MDB_stat st;
 	int rc = mdb_stat(txn, ptv_store_dbi(g->s, PTV_DB_PROGRAMMES), &st);
@@ -275,8 +368,9 @@ static int gauges_txn(MDB_txn *txn, void *arg)
 		json_t *o = json_loadb(v.mv_data, v.mv_size, 0, NULL);
 
 		if (!strcmp(json_string_value(json_object_get(o, "kind")) ?: "", "xmltv"))
-			g->last_success = fmax(g->last_success,
-					       json_number_value(json_object_get(o, "last_success")));
+			g->last_success =
+				fmax(g->last_success,
+				     json_number_value(json_object_get(o, "last_success")));
 		json_decref(o);
 	}
 	mdb_cursor_close(cur);
@@ -285,7 +379,7 @@ static int gauges_txn(MDB_txn *txn, void *arg)
 
 void epg_metrics_store(struct ptv_store *s)
 {
-	struct gauges_ctx g = { s };
+	struct gauges_ctx g = {s};
 
 	pthread_once(&m.once, metrics_register);
 	if (ptv_store_read(s, gauges_txn, &g))

@@ -4,10 +4,11 @@
  * (see epg_output.c for the flow control), scheduled refreshes of guide sources, pruning, and
  * the store-derived gauges.
  *
- * Refresh schedule (checked once a minute on the pool): a guide source is due when its
- * refresh period has passed since its last attempt (30 minutes after a failure, at most), or
- * when the lineup now wants other guide channels than at its last import (want_hash, e.g.
- * after a playlist refresh added channels), at most every 5 minutes. Pruning runs hourly.
+ * Refresh schedule (checked on the pool once a minute, and at once when the lineup changes):
+ * a guide source is due when its refresh period has passed since its last attempt (30 minutes
+ * after a failure, at most), or when the lineup now wants other guide channels than at its
+ * last import (want_hash: a playlist import added channels, a manual mapping changed), right
+ * away unless its last attempt failed less than 5 minutes ago. Pruning runs hourly.
  */
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -27,14 +28,14 @@
 #include "plextv/store.h"
 #include "plextv/workers.h"
 
-#define EPG_SLICE_BYTES	      (1u << 20)
-#define EPG_QUEUE_HIGH	      (2u << 20)
-#define EPG_CHECK_MS	      60000u
-#define EPG_PRUNE_MS	      3600000u
-#define EPG_RETRY_S	      1800.0 /* after a failed refresh, at most this long to retry */
-#define EPG_LINEUP_RETRY_S    300.0  /* lineup changes trigger a refresh at most this often */
-#define EPG_CTYPE_XML	      "application/xml; charset=utf-8"
-#define EPG_CTYPE_GZIP	      "application/gzip"
+#define EPG_SLICE_BYTES	   (1u << 20)
+#define EPG_QUEUE_HIGH	   (2u << 20)
+#define EPG_CHECK_MS	   60000u
+#define EPG_PRUNE_MS	   3600000u
+#define EPG_RETRY_S	   1800.0 /* after a failed refresh, at most this long to retry */
+#define EPG_LINEUP_RETRY_S 300.0  /* lineup changes trigger a refresh at most this often */
+#define EPG_CTYPE_XML	   "application/xml; charset=utf-8"
+#define EPG_CTYPE_GZIP	   "application/gzip"
 
 /* Settings a job works with, copied under the lock (SIGHUP may replace them). */
 struct epg_job_opts {
@@ -50,8 +51,12 @@ struct ptv_epg_svc {
 	struct epg_job_opts opts;
 	atomic_bool refreshing, pruning;
 	uint64_t last_check_ms, last_prune_ms;
+	uint64_t lineup_version, guide_version; /* as last seen by the tick */
 	bool started;
 	struct ptv_metric *m_bytes, *m_streams;
+	/* Responses in progress: freed here if shutdown dropped their last pool callback. */
+	pthread_mutex_t streams_lock;
+	struct ptv_list streams;
 };
 
 static void svc_opts(struct ptv_epg_svc *svc, struct epg_job_opts *out)
@@ -80,19 +85,23 @@ static int opts_load(struct epg_job_opts *jo, const struct ptv_config *cfg)
 /* ---- GET /xmltv.xml ---- */
 
 struct epg_stream {
+	struct ptv_list node; /* in svc->streams */
 	struct ptv_epg_svc *svc;
 	struct ptv_http_req *req;
 	struct ptv_reactor *reactor;
 	struct ptv_epg_render *render;
-	struct ptv_buf buf;	/* the slice being rendered (pool) */
-	struct ptv_blob *blob;	/* the slice handed over (pool -> reactor) */
-	int job_ret;		/* 1 done, 0 more, < 0 error */
+	struct ptv_buf buf;    /* the slice being rendered (pool) */
+	struct ptv_blob *blob; /* the slice handed over (pool -> reactor) */
+	int job_ret;	       /* 1 done, 0 more, < 0 error */
 	bool gzip;
 	bool job_running, started, closed, done, failed;
 };
 
 static void stream_free(struct epg_stream *st)
 {
+	pthread_mutex_lock(&st->svc->streams_lock);
+	ptv_list_del(&st->node);
+	pthread_mutex_unlock(&st->svc->streams_lock);
 	if (st->started)
 		ptv_metric_sub(st->svc->m_streams, 1);
 	ptv_epg_render_free(st->render);
@@ -229,6 +238,9 @@ static int xmltv_serve(struct ptv_http_req *req, struct ptv_epg_svc *svc, bool g
 	svc_opts(svc, &jo);
 	st = ptv_xcalloc(1, sizeof(*st));
 	st->svc = svc;
+	pthread_mutex_lock(&svc->streams_lock);
+	ptv_list_add_tail(&svc->streams, &st->node);
+	pthread_mutex_unlock(&svc->streams_lock);
 	st->req = req;
 	st->reactor = r;
 	st->gzip = gzip;
@@ -258,12 +270,21 @@ static int xmltv_gz_handler(struct ptv_http_req *req, void *ctx)
 int ptv_epg_routes_register(struct ptv_router *rt, struct ptv_epg_svc *svc)
 {
 	const struct ptv_route routes[] = {
-		{ .name = "xmltv", .methods = PTV_HTTP_GET, .path = "/xmltv.xml",
-		  .fn = xmltv_handler, .ctx = svc },
-		{ .name = "xmltv_gz", .methods = PTV_HTTP_GET, .path = "/xmltv.xml.gz",
-		  .fn = xmltv_gz_handler, .ctx = svc },
-		{ .name = "epg_xml", .methods = PTV_HTTP_GET, .path = "/epg.xml",
-		  .fn = xmltv_handler, .ctx = svc },
+		{.name = "xmltv",
+		 .methods = PTV_HTTP_GET,
+		 .path = "/xmltv.xml",
+		 .fn = xmltv_handler,
+		 .ctx = svc},
+		{.name = "xmltv_gz",
+		 .methods = PTV_HTTP_GET,
+		 .path = "/xmltv.xml.gz",
+		 .fn = xmltv_gz_handler,
+		 .ctx = svc},
+		{.name = "epg_xml",
+		 .methods = PTV_HTTP_GET,
+		 .path = "/epg.xml",
+		 .fn = xmltv_handler,
+		 .ctx = svc},
 	};
 	int ret = 0;
 
@@ -293,7 +314,8 @@ static bool source_due(const struct due_ctx *d, json_t *rec)
 		period = EPG_RETRY_S;
 	if (period > 0 && d->now >= last + period)
 		return true;
-	return d->want[0] && strcmp(hash, d->want) && d->now >= last + EPG_LINEUP_RETRY_S;
+	return d->want[0] && strcmp(hash, d->want) &&
+	       (!err[0] || d->now >= last + EPG_LINEUP_RETRY_S);
 }
 
 static int due_txn(MDB_txn *txn, void *arg)
@@ -337,7 +359,7 @@ static void refresh_one(struct ptv_epg_svc *svc, const struct epg_job_opts *jo, 
 static void refresh_work(void *arg)
 {
 	struct ptv_epg_svc *svc = arg;
-	struct due_ctx d = { svc->store, ptv_wall_seconds() };
+	struct due_ctx d = {svc->store, ptv_wall_seconds()};
 	struct epg_job_opts jo;
 	uint64_t want;
 
@@ -371,14 +393,23 @@ static void prune_work(void *arg)
 
 void ptv_epg_svc_tick(struct ptv_epg_svc *svc)
 {
-	uint64_t now = ptv_now_ms();
+	uint64_t now = ptv_now_ms(), lv, gv;
+	bool changed;
 
 	if (!svc)
 		return;
-	if (!svc->started || now - svc->last_check_ms >= EPG_CHECK_MS) {
+	/* Another process imported a playlist or changed a mapping: look now, not in a minute. */
+	lv = ptv_store_version(svc->store, "lineup_version");
+	gv = ptv_store_version(svc->store, "guide_version");
+	changed = lv != svc->lineup_version || gv != svc->guide_version;
+	if ((!svc->started || changed || now - svc->last_check_ms >= EPG_CHECK_MS) &&
+	    !atomic_exchange(&svc->refreshing, true)) {
+		/* Versions are taken only when a check starts: a change seen while one runs is
+		 * looked at by the next tick. */
 		svc->last_check_ms = now;
-		if (!atomic_exchange(&svc->refreshing, true) &&
-		    ptv_pool_submit(svc->pool, NULL, refresh_work, NULL, svc))
+		svc->lineup_version = lv;
+		svc->guide_version = gv;
+		if (ptv_pool_submit(svc->pool, NULL, refresh_work, NULL, svc))
 			atomic_store(&svc->refreshing, false);
 	}
 	if (!svc->started || now - svc->last_prune_ms >= EPG_PRUNE_MS) {
@@ -403,14 +434,15 @@ int ptv_epg_svc_new(const struct ptv_config *cfg, struct ptv_store *store, struc
 		return ret;
 	}
 	pthread_mutex_init(&svc->lock, NULL);
+	pthread_mutex_init(&svc->streams_lock, NULL);
+	ptv_list_init(&svc->streams);
 	svc->store = store;
 	svc->pool = pool;
-	svc->m_bytes = ptv_metric_simple("plextv_guide_output_bytes_total",
-					 "Bytes of /xmltv.xml(.gz) handed to clients",
-					 PTV_METRIC_COUNTER);
+	svc->m_bytes =
+		ptv_metric_simple("plextv_guide_output_bytes_total",
+				  "Bytes of /xmltv.xml(.gz) handed to clients", PTV_METRIC_COUNTER);
 	svc->m_streams = ptv_metric_simple("plextv_guide_output_streams",
-					   "/xmltv.xml responses being streamed",
-					   PTV_METRIC_GAUGE);
+					   "/xmltv.xml responses being streamed", PTV_METRIC_GAUGE);
 	epg_metrics_store(store);
 	*out = svc;
 	return 0;
@@ -418,8 +450,15 @@ int ptv_epg_svc_new(const struct ptv_config *cfg, struct ptv_store *store, struc
 
 void ptv_epg_svc_free(struct ptv_epg_svc *svc)
 {
+	struct ptv_list *pos, *tmp;
+
 	if (!svc)
 		return;
+	/* The pool and the reactors are gone: whatever is left lost its last callback (a slice
+	 * finished after its reactor stopped). */
+	ptv_list_for_each_safe (pos, tmp, &svc->streams)
+		stream_free(ptv_container_of(pos, struct epg_stream, node));
+	pthread_mutex_destroy(&svc->streams_lock);
 	pthread_mutex_destroy(&svc->lock);
 	free(svc);
 }

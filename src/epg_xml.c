@@ -12,15 +12,15 @@
 #include "epg_int.h"
 
 /* Safe options only: never NOENT, DTDLOAD, DTDATTR, DTDVALID, XINCLUDE or HUGE. */
-#define XP_OPTIONS                                                                    \
+#define XP_OPTIONS                                                                     \
 	(XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_COMPACT | XML_PARSE_NOERROR | \
 	 XML_PARSE_NOWARNING)
-#define XP_MAX_ATTR	 4096 /* bytes of one attribute value */
-#define XP_MAX_ICONS	 8    /* <icon> children of a rating */
-#define XP_GARBAGE_MAX	 65536 /* leading bytes we skip looking for the document */
-#define XP_CHECK_EVERY	 4096  /* nodes between two wall-clock checks */
-#define XF_RAW		 8192  /* input filter buffer */
-#define XF_LOOK		 80    /* bytes visible after a '&' or '<': longest reference we accept */
+#define XP_MAX_ATTR    4096  /* bytes of one attribute value */
+#define XP_MAX_ICONS   8     /* <icon> children of a rating */
+#define XP_GARBAGE_MAX 65536 /* leading bytes we skip looking for the document */
+#define XP_CHECK_EVERY 4096  /* nodes between two wall-clock checks */
+#define XF_RAW	       8192  /* input filter buffer */
+#define XF_LOOK	       80    /* bytes visible after a '&' or '<': longest reference we accept */
 
 struct xp {
 	xmlTextReaderPtr r;
@@ -37,6 +37,8 @@ struct xp {
 	size_t raw_pos, raw_len;
 	bool raw_eof;
 	int mode;
+	int type, depth;	  /* of the current node, cached by xp_read() */
+	const xmlChar *names[32]; /* interned programme child names (pointer compares) */
 	struct epg_prog prog;
 	struct epg_chan chan;
 	struct ptv_buf text; /* element text scratch */
@@ -132,7 +134,8 @@ static bool xf_is_ref(const unsigned char *p, size_t n)
 		size_t start = i += hex;
 
 		while (i < n && i - start < 10 &&
-		       ((unsigned)(p[i] - '0') < 10u || (hex && (unsigned)((p[i] | 0x20) - 'a') < 6u)))
+		       ((unsigned)(p[i] - '0') < 10u ||
+			(hex && (unsigned)((p[i] | 0x20) - 'a') < 6u)))
 			i++;
 		return i > start && i < n && p[i] == ';';
 	}
@@ -146,17 +149,30 @@ static bool xf_starts(const struct xp *x, const char *s, size_t n)
 	return x->raw_len - x->raw_pos >= n && !memcmp(x->raw + x->raw_pos, s, n);
 }
 
-/* Bytes of plain content from raw_pos on, up to @max, in the current mode. */
+/*
+ * Bytes of plain content from raw_pos on, up to @max, in the current mode: in text everything
+ * up to a '&' or a "<!" / "<?" (a '<' as the last visible byte stops too, so the next one is
+ * seen after a refill); in CDATA, comments and PIs up to the first byte of their terminator.
+ */
 static size_t xf_plain(const struct xp *x, size_t max)
 {
-	static const char stop[] = { [XF_TEXT] = '&', [XF_CDATA] = ']', [XF_COMMENT] = '-',
-				     [XF_PI] = '?' };
+	static const char stop[] = {
+		[XF_TEXT] = '&', [XF_CDATA] = ']', [XF_COMMENT] = '-', [XF_PI] = '?'};
 	const char *b = x->raw + x->raw_pos;
-	size_t n = PTV_MIN(x->raw_len - x->raw_pos, max), i = 0;
+	size_t avail = x->raw_len - x->raw_pos, n = PTV_MIN(avail, max), i = 0;
 	char c = stop[x->mode];
 
-	for (; i < n && b[i] != c && b[i] != '<'; i++)
-		;
+	if (x->mode != XF_TEXT) {
+		const char *p = memchr(b, c, n);
+
+		return p ? (size_t)(p - b) : n;
+	}
+	for (; i < n; i++) {
+		if (b[i] == '&')
+			break;
+		if (b[i] == '<' && (i + 1 == avail || b[i + 1] == '!' || b[i + 1] == '?'))
+			break;
+	}
 	return i;
 }
 
@@ -168,9 +184,9 @@ static size_t xf_special(struct xp *x, char *out, size_t room)
 		enum xf_mode from, to;
 		const char *tok;
 	} toks[] = {
-		{ XF_TEXT, XF_CDATA, "<![CDATA[" }, { XF_TEXT, XF_COMMENT, "<!--" },
-		{ XF_TEXT, XF_PI, "<?" },	    { XF_CDATA, XF_TEXT, "]]>" },
-		{ XF_COMMENT, XF_TEXT, "-->" },	    { XF_PI, XF_TEXT, "?>" },
+		{XF_TEXT, XF_CDATA, "<![CDATA["}, {XF_TEXT, XF_COMMENT, "<!--"},
+		{XF_TEXT, XF_PI, "<?"},		  {XF_CDATA, XF_TEXT, "]]>"},
+		{XF_COMMENT, XF_TEXT, "-->"},	  {XF_PI, XF_TEXT, "?>"},
 	};
 	const char *b = x->raw + x->raw_pos;
 
@@ -297,16 +313,28 @@ static int xp_read(struct xp *x)
 		return 0;
 	if (++x->nodes % XP_CHECK_EVERY == 0 && x->deadline_ns && ptv_now_ns() > x->deadline_ns)
 		return xp_fail(x, -ETIMEDOUT, "the import took longer than its time budget");
-	if (xmlTextReaderDepth(x->r) > PTV_EPG_MAX_DEPTH)
+	x->depth = xmlTextReaderDepth(x->r);
+	if (x->depth > PTV_EPG_MAX_DEPTH)
 		return xp_fail(x, -PTV_ERR_LIMIT, "elements nested deeper than %d",
 			       PTV_EPG_MAX_DEPTH);
-	type = xmlTextReaderNodeType(x->r);
+	x->type = type = xmlTextReaderNodeType(x->r);
 	if (type == XML_READER_TYPE_ENTITY_REFERENCE || type == XML_READER_TYPE_ENTITY)
 		return xp_fail(x, -PTV_ERR_PARSE, "entity reference &%s; (refused)",
 			       (const char *)xmlTextReaderConstName(x->r));
 	if (type == XML_READER_TYPE_DOCUMENT_TYPE)
 		return xp_check_doctype(x) ?: 1;
 	return 1;
+}
+
+/* strlcpy: cheaper than snprintf("%s") on the per-programme path. */
+static void xp_copy(char *dst, size_t size, const char *src)
+{
+	size_t n = strlen(src);
+
+	if (n >= size)
+		n = size - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
 }
 
 static const char *xp_name(struct xp *x)
@@ -360,13 +388,13 @@ static int xp_text(struct xp *x, int depth, bool empty)
 		ret = xp_read(x);
 		if (ret <= 0)
 			return ret ?: xp_fail(x, -PTV_ERR_PARSE, "document ends inside an element");
-		type = xmlTextReaderNodeType(x->r);
-		if (type == XML_READER_TYPE_END_ELEMENT && xmlTextReaderDepth(x->r) == depth)
+		type = x->type;
+		if (type == XML_READER_TYPE_END_ELEMENT && x->depth == depth)
 			break;
 		if ((type == XML_READER_TYPE_TEXT || type == XML_READER_TYPE_CDATA ||
 		     type == XML_READER_TYPE_WHITESPACE ||
 		     type == XML_READER_TYPE_SIGNIFICANT_WHITESPACE) &&
-		    xmlTextReaderDepth(x->r) == depth + 1) {
+		    x->depth == depth + 1) {
 			const char *v = (const char *)xmlTextReaderConstValue(x->r);
 
 			if (v)
@@ -388,8 +416,7 @@ static int xp_skip(struct xp *x, int depth, bool empty)
 		ret = xp_read(x);
 		if (ret <= 0)
 			return ret ?: xp_fail(x, -PTV_ERR_PARSE, "document ends inside an element");
-		if (xmlTextReaderNodeType(x->r) == XML_READER_TYPE_END_ELEMENT &&
-		    xmlTextReaderDepth(x->r) == depth)
+		if (x->type == XML_READER_TYPE_END_ELEMENT && x->depth == depth)
 			break;
 	}
 	return 0;
@@ -450,7 +477,7 @@ static bool field_begin(struct xp *x, uint8_t type, uint8_t sub)
 		x->st->errors[PTV_EPG_ERR_TOO_MANY]++;
 		return false;
 	}
-	p->fields[p->n_fields] = (struct epg_pfield){ type, sub, (uint32_t)p->data.len, 0 };
+	p->fields[p->n_fields] = (struct epg_pfield){type, sub, (uint32_t)p->data.len, 0};
 	return true;
 }
 
@@ -489,7 +516,7 @@ static bool single_ok(struct xp *x, uint8_t type)
  * last-chance: lang + text. An empty premiere/last-chance still says something. */
 static int f_lang_text(struct xp *x, uint8_t type, int depth, bool empty)
 {
-	static const char *const names[] = { "lang" };
+	static const char *const names[] = {"lang"};
 	const char *lang;
 	int ret = xp_attrs(x, names, 1, &lang);
 	bool flag = type == EPG_F_PREMIERE || type == EPG_F_LAST_CHANCE;
@@ -497,7 +524,7 @@ static int f_lang_text(struct xp *x, uint8_t type, int depth, bool empty)
 
 	if (ret)
 		return ret;
-	snprintf(langbuf, sizeof(langbuf), "%s", lang);
+	xp_copy(langbuf, sizeof(langbuf), lang);
 	ret = xp_text(x, depth, empty);
 	if (ret)
 		return ret;
@@ -505,8 +532,7 @@ static int f_lang_text(struct xp *x, uint8_t type, int depth, bool empty)
 		x->st->errors[PTV_EPG_ERR_EMPTY]++;
 		return 0;
 	}
-	if ((type == EPG_F_LANGUAGE || type == EPG_F_ORIG_LANGUAGE || flag) &&
-	    !single_ok(x, type))
+	if ((type == EPG_F_LANGUAGE || type == EPG_F_ORIG_LANGUAGE || flag) && !single_ok(x, type))
 		return 0;
 	if (!field_begin(x, type, 0))
 		return 0;
@@ -543,7 +569,7 @@ static int f_date(struct xp *x, uint8_t type, int depth, bool empty)
 
 static int credit_child(struct xp *x, const char *name, int depth, bool empty, void *arg)
 {
-	static const char *const names[] = { "role", "guest" };
+	static const char *const names[] = {"role", "guest"};
 	const char *v[2];
 	char role[XP_MAX_ATTR + 1], guest[8] = "";
 	unsigned kind;
@@ -556,9 +582,9 @@ static int credit_child(struct xp *x, const char *name, int depth, bool empty, v
 	ret = xp_attrs(x, names, 2, v);
 	if (ret)
 		return ret;
-	snprintf(role, sizeof(role), "%s", kind == EPG_C_ACTOR ? v[0] : "");
+	xp_copy(role, sizeof(role), kind == EPG_C_ACTOR ? v[0] : "");
 	if (kind == EPG_C_ACTOR && (!strcmp(v[1], "yes") || !strcmp(v[1], "no")))
-		snprintf(guest, sizeof(guest), "%s", v[1]);
+		xp_copy(guest, sizeof(guest), v[1]);
 	ret = xp_text(x, depth, empty); /* <image> and <url> inside are skipped */
 	if (ret)
 		return ret;
@@ -577,7 +603,8 @@ static int credit_child(struct xp *x, const char *name, int depth, bool empty, v
 
 /* Calls @child for each element inside the current one and consumes its end. */
 static int xp_children(struct xp *x, int depth, bool empty,
-		       int (*child)(struct xp *x, const char *name, int depth, bool empty, void *arg),
+		       int (*child)(struct xp *x, const char *name, int depth, bool empty,
+				    void *arg),
 		       void *arg)
 {
 	int ret;
@@ -588,12 +615,12 @@ static int xp_children(struct xp *x, int depth, bool empty,
 		ret = xp_read(x);
 		if (ret <= 0)
 			return ret ?: xp_fail(x, -PTV_ERR_PARSE, "document ends inside an element");
-		type = xmlTextReaderNodeType(x->r);
-		if (type == XML_READER_TYPE_END_ELEMENT && xmlTextReaderDepth(x->r) == depth)
+		type = x->type;
+		if (type == XML_READER_TYPE_END_ELEMENT && x->depth == depth)
 			break;
 		if (type == XML_READER_TYPE_ELEMENT) {
-			ret = child(x, xp_name(x), xmlTextReaderDepth(x->r),
-				    xmlTextReaderIsEmptyElement(x->r) == 1, arg);
+			ret = child(x, xp_name(x), x->depth, xmlTextReaderIsEmptyElement(x->r) == 1,
+				    arg);
 			if (ret)
 				return ret;
 		}
@@ -608,11 +635,11 @@ static int f_credits(struct xp *x, uint8_t type, int depth, bool empty)
 
 static int f_length(struct xp *x, uint8_t type, int depth, bool empty)
 {
-	static const char *const names[] = { "units" };
+	static const char *const names[] = {"units"};
 	static const struct {
 		const char *units;
 		int64_t mult;
-	} units[] = { { "seconds", 1 }, { "minutes", 60 }, { "hours", 3600 } };
+	} units[] = {{"seconds", 1}, {"minutes", 60}, {"hours", 3600}};
 	char unit[16], *end;
 	const char *u;
 	long long v;
@@ -620,7 +647,7 @@ static int f_length(struct xp *x, uint8_t type, int depth, bool empty)
 
 	if (ret)
 		return ret;
-	snprintf(unit, sizeof(unit), "%s", u);
+	xp_copy(unit, sizeof(unit), u);
 	ret = xp_text(x, depth, empty);
 	if (ret)
 		return ret;
@@ -642,7 +669,7 @@ static int f_length(struct xp *x, uint8_t type, int depth, bool empty)
 
 static int f_icon(struct xp *x, uint8_t type, int depth, bool empty)
 {
-	static const char *const names[] = { "src", "width", "height" };
+	static const char *const names[] = {"src", "width", "height"};
 	const char *v[3];
 	int ret = xp_attrs(x, names, 3, v);
 
@@ -663,15 +690,14 @@ static int f_icon(struct xp *x, uint8_t type, int depth, bool empty)
 /* url (system) and episode-num (system, default "onscreen"): attribute + text. */
 static int f_system_text(struct xp *x, uint8_t type, int depth, bool empty)
 {
-	static const char *const names[] = { "system" };
+	static const char *const names[] = {"system"};
 	char system[128];
 	const char *s;
 	int ret = xp_attrs(x, names, 1, &s);
 
 	if (ret)
 		return ret;
-	snprintf(system, sizeof(system), "%s",
-		 s[0] ? s : (type == EPG_F_EPISODE_NUM ? "onscreen" : ""));
+	xp_copy(system, sizeof(system), s[0] ? s : (type == EPG_F_EPISODE_NUM ? "onscreen" : ""));
 	ret = xp_text(x, depth, empty);
 	if (ret)
 		return ret;
@@ -718,9 +744,9 @@ static int slot_child(struct xp *x, const char *name, int depth, bool empty, voi
 
 static int f_slots(struct xp *x, uint8_t type, int depth, bool empty)
 {
-	static const char *const video[] = { "present", "colour", "aspect", "quality" };
-	static const char *const audio[] = { "present", "stereo" };
-	struct xp_slots s = { type == EPG_F_VIDEO ? video : audio, type == EPG_F_VIDEO ? 4 : 2 };
+	static const char *const video[] = {"present", "colour", "aspect", "quality"};
+	static const char *const audio[] = {"present", "stereo"};
+	struct xp_slots s = {type == EPG_F_VIDEO ? video : audio, type == EPG_F_VIDEO ? 4 : 2};
 	bool any = false;
 	int ret;
 
@@ -743,7 +769,7 @@ static int f_slots(struct xp *x, uint8_t type, int depth, bool empty)
 
 static int f_prev_shown(struct xp *x, uint8_t type, int depth, bool empty)
 {
-	static const char *const names[] = { "start", "channel" };
+	static const char *const names[] = {"start", "channel"};
 	char start[24] = "";
 	const char *v[2];
 	int64_t t;
@@ -791,7 +817,7 @@ struct xp_subs {
 
 static int subtitles_child(struct xp *x, const char *name, int depth, bool empty, void *arg)
 {
-	static const char *const names[] = { "lang" };
+	static const char *const names[] = {"lang"};
 	struct xp_subs *sub = arg;
 	const char *lang;
 	int ret;
@@ -801,7 +827,7 @@ static int subtitles_child(struct xp *x, const char *name, int depth, bool empty
 	ret = xp_attrs(x, names, 1, &lang);
 	if (ret)
 		return ret;
-	snprintf(sub->lang, sizeof(sub->lang), "%s", lang);
+	xp_copy(sub->lang, sizeof(sub->lang), lang);
 	ret = xp_text(x, depth, empty);
 	if (!ret)
 		ptv_buf_append(&sub->text, x->text.data ?: "", x->text.len);
@@ -810,9 +836,9 @@ static int subtitles_child(struct xp *x, const char *name, int depth, bool empty
 
 static int f_subtitles(struct xp *x, uint8_t type, int depth, bool empty)
 {
-	static const char *const types[] = { "teletext", "onscreen", "deaf-signed", NULL };
-	static const char *const names[] = { "type" };
-	struct xp_subs sub = { "" };
+	static const char *const types[] = {"teletext", "onscreen", "deaf-signed", NULL};
+	static const char *const names[] = {"type"};
+	struct xp_subs sub = {""};
 	char stype[16] = "";
 	const char *t;
 	int ret = xp_attrs(x, names, 1, &t);
@@ -820,7 +846,7 @@ static int f_subtitles(struct xp *x, uint8_t type, int depth, bool empty)
 	if (ret)
 		return ret;
 	if (one_of(t, types))
-		snprintf(stype, sizeof(stype), "%s", t);
+		xp_copy(stype, sizeof(stype), t);
 	else if (t[0])
 		x->st->errors[PTV_EPG_ERR_BAD_VALUE]++;
 	ret = xp_children(x, depth, empty, subtitles_child, &sub);
@@ -844,7 +870,7 @@ struct xp_rating {
 
 static int rating_child(struct xp *x, const char *name, int depth, bool empty, void *arg)
 {
-	static const char *const names[] = { "src" };
+	static const char *const names[] = {"src"};
 	struct xp_rating *rt = arg;
 	const char *src;
 	int ret;
@@ -869,15 +895,15 @@ static int rating_child(struct xp *x, const char *name, int depth, bool empty, v
 
 static int f_rating(struct xp *x, uint8_t type, int depth, bool empty)
 {
-	static const char *const names[] = { "system" };
-	struct xp_rating rt = { 0 };
+	static const char *const names[] = {"system"};
+	struct xp_rating rt = {0};
 	char system[128];
 	const char *s;
 	int ret = xp_attrs(x, names, 1, &s);
 
 	if (ret)
 		return ret;
-	snprintf(system, sizeof(system), "%s", s);
+	xp_copy(system, sizeof(system), s);
 	ret = xp_children(x, depth, empty, rating_child, &rt);
 	if (!ret && !rt.value.len)
 		x->st->errors[PTV_EPG_ERR_EMPTY]++; /* the DTD requires <value> */
@@ -896,8 +922,8 @@ static int f_rating(struct xp *x, uint8_t type, int depth, bool empty)
 
 static int f_review(struct xp *x, uint8_t type, int depth, bool empty)
 {
-	static const char *const names[] = { "type", "source", "reviewer", "lang" };
-	static const char *const types[] = { "text", "url", NULL };
+	static const char *const names[] = {"type", "source", "reviewer", "lang"};
+	static const char *const types[] = {"text", "url", NULL};
 	char attrs[4][XP_MAX_ATTR + 1];
 	const char *v[4];
 	int ret = xp_attrs(x, names, 4, v);
@@ -905,7 +931,7 @@ static int f_review(struct xp *x, uint8_t type, int depth, bool empty)
 	if (ret)
 		return ret;
 	for (unsigned i = 0; i < 4; i++)
-		snprintf(attrs[i], sizeof(attrs[i]), "%s", v[i]);
+		xp_copy(attrs[i], sizeof(attrs[i]), v[i]);
 	if (!one_of(attrs[0], types))
 		snprintf(attrs[0], sizeof(attrs[0]), "text"); /* required by the DTD */
 	ret = xp_text(x, depth, empty);
@@ -926,12 +952,12 @@ static int f_review(struct xp *x, uint8_t type, int depth, bool empty)
 
 static int f_image(struct xp *x, uint8_t type, int depth, bool empty)
 {
-	static const char *const names[] = { "type", "size", "orient", "system" };
-	static const char *const types[] = { "poster", "backdrop", "still", "person", "character",
-					     NULL };
-	static const char *const sizes[] = { "1", "2", "3", NULL };
-	static const char *const orients[] = { "P", "L", NULL };
-	static const char *const *const allowed[] = { types, sizes, orients, NULL };
+	static const char *const names[] = {"type", "size", "orient", "system"};
+	static const char *const types[] = {"poster", "backdrop",  "still",
+					    "person", "character", NULL};
+	static const char *const sizes[] = {"1", "2", "3", NULL};
+	static const char *const orients[] = {"P", "L", NULL};
+	static const char *const *const allowed[] = {types, sizes, orients, NULL};
 	char attrs[4][XP_MAX_ATTR + 1];
 	const char *v[4];
 	int ret = xp_attrs(x, names, 4, v);
@@ -941,7 +967,7 @@ static int f_image(struct xp *x, uint8_t type, int depth, bool empty)
 	for (unsigned i = 0; i < 4; i++) {
 		bool ok = !v[i][0] || !allowed[i] || one_of(v[i], allowed[i]);
 
-		snprintf(attrs[i], sizeof(attrs[i]), "%s", ok ? v[i] : "");
+		xp_copy(attrs[i], sizeof(attrs[i]), ok ? v[i] : "");
 		if (!ok)
 			x->st->errors[PTV_EPG_ERR_BAD_VALUE]++;
 	}
@@ -966,39 +992,40 @@ static const struct {
 	uint8_t type;
 	int (*fn)(struct xp *x, uint8_t type, int depth, bool empty);
 } prog_children[] = {
-	{ "title", EPG_F_TITLE, f_lang_text },
-	{ "sub-title", EPG_F_SUB_TITLE, f_lang_text },
-	{ "desc", EPG_F_DESC, f_lang_text },
-	{ "credits", EPG_F_CREDIT, f_credits },
-	{ "date", EPG_F_DATE, f_date },
-	{ "category", EPG_F_CATEGORY, f_lang_text },
-	{ "keyword", EPG_F_KEYWORD, f_lang_text },
-	{ "language", EPG_F_LANGUAGE, f_lang_text },
-	{ "orig-language", EPG_F_ORIG_LANGUAGE, f_lang_text },
-	{ "length", EPG_F_LENGTH, f_length },
-	{ "icon", EPG_F_ICON, f_icon },
-	{ "url", EPG_F_URL, f_system_text },
-	{ "country", EPG_F_COUNTRY, f_lang_text },
-	{ "episode-num", EPG_F_EPISODE_NUM, f_system_text },
-	{ "video", EPG_F_VIDEO, f_slots },
-	{ "audio", EPG_F_AUDIO, f_slots },
-	{ "previously-shown", EPG_F_PREVIOUSLY_SHOWN, f_prev_shown },
-	{ "premiere", EPG_F_PREMIERE, f_lang_text },
-	{ "last-chance", EPG_F_LAST_CHANCE, f_lang_text },
-	{ "new", EPG_F_NEW, f_new },
-	{ "subtitles", EPG_F_SUBTITLES, f_subtitles },
-	{ "rating", EPG_F_RATING, f_rating },
-	{ "star-rating", EPG_F_STAR_RATING, f_rating },
-	{ "review", EPG_F_REVIEW, f_review },
-	{ "image", EPG_F_IMAGE, f_image },
+	{"title", EPG_F_TITLE, f_lang_text},
+	{"sub-title", EPG_F_SUB_TITLE, f_lang_text},
+	{"desc", EPG_F_DESC, f_lang_text},
+	{"credits", EPG_F_CREDIT, f_credits},
+	{"date", EPG_F_DATE, f_date},
+	{"category", EPG_F_CATEGORY, f_lang_text},
+	{"keyword", EPG_F_KEYWORD, f_lang_text},
+	{"language", EPG_F_LANGUAGE, f_lang_text},
+	{"orig-language", EPG_F_ORIG_LANGUAGE, f_lang_text},
+	{"length", EPG_F_LENGTH, f_length},
+	{"icon", EPG_F_ICON, f_icon},
+	{"url", EPG_F_URL, f_system_text},
+	{"country", EPG_F_COUNTRY, f_lang_text},
+	{"episode-num", EPG_F_EPISODE_NUM, f_system_text},
+	{"video", EPG_F_VIDEO, f_slots},
+	{"audio", EPG_F_AUDIO, f_slots},
+	{"previously-shown", EPG_F_PREVIOUSLY_SHOWN, f_prev_shown},
+	{"premiere", EPG_F_PREMIERE, f_lang_text},
+	{"last-chance", EPG_F_LAST_CHANCE, f_lang_text},
+	{"new", EPG_F_NEW, f_new},
+	{"subtitles", EPG_F_SUBTITLES, f_subtitles},
+	{"rating", EPG_F_RATING, f_rating},
+	{"star-rating", EPG_F_STAR_RATING, f_rating},
+	{"review", EPG_F_REVIEW, f_review},
+	{"image", EPG_F_IMAGE, f_image},
 };
 
 static int prog_child(struct xp *x, const char *name, int depth, bool empty, void *arg)
 {
 	int ret;
 
+	/* Element names are interned in the reader's dictionary: compare pointers. */
 	for (size_t i = 0; i < PTV_ARRAY_SIZE(prog_children); i++) {
-		if (strcmp(name, prog_children[i].name))
+		if ((const char *)x->names[i] != name)
 			continue;
 		ret = prog_children[i].fn(x, prog_children[i].type, depth, empty);
 		return ret ?: (x->prog.data.oom ? -ENOMEM : 0);
@@ -1010,7 +1037,7 @@ static int prog_child(struct xp *x, const char *name, int depth, bool empty, voi
 
 static int xp_programme(struct xp *x, int depth, bool empty)
 {
-	static const char *const names[] = { "channel", "start", "stop" };
+	static const char *const names[] = {"channel", "start", "stop"};
 	struct epg_prog *p = &x->prog;
 	char start[64], stop[64];
 	const char *v[3];
@@ -1020,8 +1047,8 @@ static int xp_programme(struct xp *x, int depth, bool empty)
 		return ret;
 	ptv_buf_reset(&p->data);
 	ptv_buf_append(&p->data, v[0], strlen(v[0]) + 1); /* the channel at offset 0 */
-	snprintf(start, sizeof(start), "%s", v[1]);
-	snprintf(stop, sizeof(stop), "%s", v[2]);
+	xp_copy(start, sizeof(start), v[1]);
+	xp_copy(stop, sizeof(stop), v[2]);
 	p->n_fields = 0;
 	p->flags = 0;
 	p->has_title = false;
@@ -1061,7 +1088,7 @@ static int xp_programme(struct xp *x, int depth, bool empty)
 
 static int chan_child(struct xp *x, const char *name, int depth, bool empty, void *arg)
 {
-	static const char *const src_name[] = { "src" };
+	static const char *const src_name[] = {"src"};
 	struct epg_chan *c = &x->chan;
 	const char *src;
 	int ret;
@@ -1093,7 +1120,7 @@ static int chan_child(struct xp *x, const char *name, int depth, bool empty, voi
 
 static int xp_channel(struct xp *x, int depth, bool empty)
 {
-	static const char *const names[] = { "id" };
+	static const char *const names[] = {"id"};
 	struct epg_chan *c = &x->chan;
 	const char *id;
 	int ret = xp_attrs(x, names, 1, &id);
@@ -1126,12 +1153,14 @@ static int xp_document(struct xp *x)
 	int ret;
 
 	while ((ret = xp_read(x)) == 1) {
-		int depth = xmlTextReaderDepth(x->r);
-		bool empty = xmlTextReaderIsEmptyElement(x->r) == 1;
-		const char *name = xp_name(x);
+		int depth = x->depth;
+		bool empty;
+		const char *name;
 
-		if (xmlTextReaderNodeType(x->r) != XML_READER_TYPE_ELEMENT)
+		if (x->type != XML_READER_TYPE_ELEMENT)
 			continue;
+		empty = xmlTextReaderIsEmptyElement(x->r) == 1;
+		name = xp_name(x);
 		if (depth == 0) {
 			if (strcmp(name, "tv"))
 				return xp_fail(x, -PTV_ERR_PARSE,
@@ -1167,7 +1196,7 @@ static void xp_global_init(void)
 int epg_parse(const struct epg_input *in, const struct epg_parse_ops *ops, void *ctx,
 	      uint64_t deadline_ns, struct epg_parse_stats *st)
 {
-	struct xp x = { .in = in, .ops = ops, .ctx = ctx, .st = st, .deadline_ns = deadline_ns };
+	struct xp x = {.in = in, .ops = ops, .ctx = ctx, .st = st, .deadline_ns = deadline_ns};
 	int ret;
 
 	pthread_once(&xp_once, xp_global_init);
@@ -1175,6 +1204,9 @@ int epg_parse(const struct epg_input *in, const struct epg_parse_ops *ops, void 
 	if (!x.r)
 		return x.io_err ? x.io_err : xp_fail(&x, -PTV_ERR_PARSE, "document is empty");
 	xmlTextReaderSetStructuredErrorHandler(x.r, xp_libxml_error, &x);
+	PTV_BUG_ON(PTV_ARRAY_SIZE(prog_children) > PTV_ARRAY_SIZE(x.names));
+	for (size_t i = 0; i < PTV_ARRAY_SIZE(prog_children); i++)
+		x.names[i] = xmlTextReaderConstString(x.r, (const xmlChar *)prog_children[i].name);
 	ret = xp_document(&x);
 	xmlFreeTextReader(x.r);
 	ptv_buf_free(&x.prog.data);
@@ -1203,8 +1235,8 @@ static int mem_read(void *arg, char *buf, int len)
 int epg_parse_mem(const char *data, size_t len, const struct epg_parse_ops *ops, void *ctx,
 		  struct epg_parse_stats *st)
 {
-	struct mem_in m = { data, len };
-	struct epg_input in = { mem_read, &m };
+	struct mem_in m = {data, len};
+	struct epg_input in = {mem_read, &m};
 
 	return epg_parse(&in, ops, ctx, 0, st);
 }

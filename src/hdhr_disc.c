@@ -124,7 +124,8 @@ bool ptv_hdhr_disc_matches(const struct ptv_hdhr_disc_req *req, uint32_t device_
 	if (!req->n_types)
 		type_ok = true;
 	for (unsigned i = 0; i < req->n_types; i++) {
-		if (req->types[i] == PTV_HDHR_WILDCARD || req->types[i] == PTV_HDHR_DEVICE_TYPE_TUNER)
+		if (req->types[i] == PTV_HDHR_WILDCARD ||
+		    req->types[i] == PTV_HDHR_DEVICE_TYPE_TUNER)
 			type_ok = true;
 	}
 	if (!type_ok)
@@ -152,7 +153,7 @@ static void put(struct pkt *k, const void *v, size_t n)
 
 static void put_tlv(struct pkt *k, uint8_t tag, const void *v, size_t n)
 {
-	uint8_t h[3] = { tag };
+	uint8_t h[3] = {tag};
 
 	if (n > 0x3FFF) {
 		k->overflow = true;
@@ -171,7 +172,7 @@ static void put_tlv(struct pkt *k, uint8_t tag, const void *v, size_t n)
 
 static void put_tlv_u32(struct pkt *k, uint8_t tag, uint32_t v)
 {
-	uint8_t b[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v };
+	uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
 
 	put_tlv(k, tag, b, 4);
 }
@@ -207,7 +208,7 @@ static int pkt_finish(struct pkt *k, uint16_t type)
 
 int ptv_hdhr_disc_reply(const struct ptv_hdhr_disc_info *d, uint8_t *out, size_t cap)
 {
-	struct pkt k = { .p = out, .len = 4, .cap = cap };
+	struct pkt k = {.p = out, .len = 4, .cap = cap};
 	uint8_t tuners = (uint8_t)PTV_MIN(d->tuner_count, 255u);
 
 	if (cap < 8)
@@ -221,10 +222,10 @@ int ptv_hdhr_disc_reply(const struct ptv_hdhr_disc_info *d, uint8_t *out, size_t
 	return pkt_finish(&k, PTV_HDHR_TYPE_DISCOVER_RPY);
 }
 
-int ptv_hdhr_disc_request(const uint32_t *types, unsigned n_types, bool has_id,
-			  uint32_t device_id, uint8_t *out, size_t cap)
+int ptv_hdhr_disc_request(const uint32_t *types, unsigned n_types, bool has_id, uint32_t device_id,
+			  uint8_t *out, size_t cap)
 {
-	struct pkt k = { .p = out, .len = 4, .cap = cap };
+	struct pkt k = {.p = out, .len = 4, .cap = cap};
 
 	if (cap < 8)
 		return -ENOSPC;

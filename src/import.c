@@ -5,6 +5,7 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <curl/curl.h>
 #include <fnmatch.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -36,10 +37,56 @@ static char *coll_strdup(struct import_coll *c, const char *s)
 	return p;
 }
 
+/* Schemes libavformat may open for a channel out of a playlist. Never file:, data:, concat:
+ * or anything that reads local state, unless the operator named the playlist himself. */
+static const char *const url_schemes[] = { "http",  "https", "rtmp", "rtmps", "rtmpt", "rtsp",
+					   "rtsps", "udp",   "rtp",  "srt",   "acestream" };
+
+static bool scheme_allowed(const char *url, bool allow_file, bool *file)
+{
+	size_t n = strcspn(url, ":");
+
+	*file = false;
+	if (strncmp(url + n, "://", 3))
+		return false;
+	for (size_t i = 0; i < PTV_ARRAY_SIZE(url_schemes); i++) {
+		if (strlen(url_schemes[i]) == n && !strncasecmp(url, url_schemes[i], n))
+			return true;
+	}
+	*file = n == 4 && !strncasecmp(url, "file", 4);
+	return *file && allow_file;
+}
+
+/* A relative entry URL resolved against the playlist's URL; NULL when impossible. */
+static char *url_resolve(const char *base, const char *rel)
+{
+	CURLU *u = curl_url();
+	char *out = NULL;
+
+	if (u && base && !curl_url_set(u, CURLUPART_URL, base, 0) &&
+	    !curl_url_set(u, CURLUPART_URL, rel, 0))
+		curl_url_get(u, CURLUPART_URL, &out, 0);
+	curl_url_cleanup(u);
+	return out;
+}
+
 static int coll_entry(const struct ptv_m3u_entry *e, void *ctx)
 {
 	struct import_coll *c = ctx;
 	struct import_entry *ie;
+	char *resolved = NULL;
+	const char *url = e->url;
+	bool file;
+
+	if (!strstr(url, "://")) {
+		resolved = url_resolve(c->base, url);
+		url = resolved;
+	}
+	if (!url || !scheme_allowed(url, c->allow_file, &file)) {
+		c->bad_urls++;
+		curl_free(resolved);
+		return 0;
+	}
 
 	if (c->n == c->cap) {
 		c->cap = c->cap ? c->cap * 2 : 256;
@@ -47,8 +94,10 @@ static int coll_entry(const struct ptv_m3u_entry *e, void *ctx)
 	}
 	ie = &c->entries[c->n++];
 	memset(ie, 0, sizeof(*ie));
-	ie->name = coll_strdup(c, e->name[0] ? e->name : e->url);
-	ie->url = coll_strdup(c, e->url);
+	ie->name = coll_strdup(c, e->name[0] ? e->name : url);
+	ie->url = coll_strdup(c, url);
+	ie->file = file;
+	curl_free(resolved);
 	ie->tvg_id = coll_strdup(c, e->tvg_id);
 	ie->tvg_name = coll_strdup(c, e->tvg_name);
 	ie->logo = coll_strdup(c, e->tvg_logo);
@@ -105,7 +154,9 @@ static bool filters_pass(const struct import_filters *f, const struct import_ent
 static void entry_to_rec(const struct import_entry *e, uint32_t source, struct ptv_chanrec *r)
 {
 	memset(r, 0, sizeof(*r));
-	r->kind = e->acestream ? PTV_CHANNEL_ACESTREAM : PTV_CHANNEL_URL;
+	r->kind = e->acestream ? PTV_CHANNEL_ACESTREAM
+				: e->file ? PTV_CHANNEL_FILE
+					  : PTV_CHANNEL_URL;
 	r->flags = PTV_CHANREC_PRESENT | (e->enabled ? PTV_CHANREC_ENABLED : 0) |
 		   (e->drm ? PTV_CHANREC_DRM : 0) | (e->radio ? PTV_CHANREC_RADIO : 0) |
 		   (e->hd ? PTV_CHANREC_HD : 0);

@@ -18,7 +18,7 @@ struct import_entry {
 	const char *backups[IMPORT_MAX_BACKUPS];
 	unsigned n_backups;
 	double shift;
-	bool radio, drm, acestream, hd, enabled, merged;
+	bool radio, drm, acestream, file, hd, enabled, merged;
 	const char *off_reason;
 	/* reconciliation */
 	uint32_t id;
@@ -33,6 +33,10 @@ struct import_coll {
 	char **strs;
 	size_t n_strs, cap_strs;
 	char url_tvg[2048];
+	/* URL policy */
+	const char *base;  /* the playlist's own URL, to resolve relative entries; NULL if local */
+	bool allow_file;   /* file:// entries allowed (playlists the operator named) */
+	uint64_t bad_urls; /* entries refused by the policy */
 };
 
 struct import_filters {

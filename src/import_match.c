@@ -4,11 +4,9 @@
  * new entries to them so identity and numbers survive refreshes.
  */
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "import_int.h"
 #include "plextv/fetch.h"
@@ -82,33 +80,16 @@ static int collect_feed(const char *data, size_t len, void *ctx)
 	return ptv_m3u_parser_feed(cs->parser, data, len);
 }
 
-static int collect_file(const char *path, struct collect_sink *cs)
+static int collect_fetch(struct import_ctx *x, struct collect_sink *cs)
 {
-	char buf[65536];
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	while ((n = read(fd, buf, sizeof(buf))) > 0 && !ret)
-		ret = collect_feed(buf, (size_t)n, cs);
-	if (n < 0 && !ret)
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
-static int collect_url(struct import_ctx *x, struct collect_sink *cs)
-{
-#ifndef PTV_HAVE_FETCH
-	return -ENOTSUP;
-#else
 	struct ptv_fetch_opts fo = {0};
 	struct ptv_fetch_result res = {0};
 	int ret;
 
+	/* Local paths too: the fetcher handles .gz files and the size cap the same way. */
 	ptv_fetch_opts_init(&fo);
 	fo.url = x->location;
+	fo.allow_file = x->opts->allow_file;
 	fo.user_agent = x->opts->user_agent;
 	ret = ptv_fetch(&fo, collect_feed, cs, &res);
 	if (ret)
@@ -116,7 +97,6 @@ static int collect_url(struct import_ctx *x, struct collect_sink *cs)
 			 res.error[0] ? res.error : ptv_strerror(ret));
 	ptv_fetch_result_deinit(&res);
 	return ret;
-#endif
 }
 
 int import_collect(struct import_ctx *x, int (*cb)(const struct ptv_m3u_entry *e, void *ctx))
@@ -131,14 +111,17 @@ int import_collect(struct import_ctx *x, int (*cb)(const struct ptv_m3u_entry *e
 			 "only http(s) URLs are allowed here");
 		return -EPERM;
 	}
+	x->coll->base = is_url(x->location) ? x->location : NULL;
+	x->coll->allow_file = x->opts->allow_file && !is_url(x->location);
 	ret = ptv_m3u_parser_new(cb, x->coll, &cs.parser);
 	if (ret)
 		return ret;
-	ret = is_url(x->location) ? collect_url(x, &cs) : collect_file(x->location, &cs);
+	ret = collect_fetch(x, &cs);
 	if (!ret)
 		ret = ptv_m3u_parser_finish(cs.parser);
 	st = ptv_m3u_parser_stats(cs.parser);
 	memcpy(x->rep->errors, st->errors, sizeof(x->rep->errors));
+	x->rep->errors[PTV_M3U_ERR_BAD_URL] += x->coll->bad_urls;
 	snprintf(x->coll->url_tvg, sizeof(x->coll->url_tvg), "%s", st->url_tvg);
 	if (!ret && st->errors[PTV_M3U_ERR_HLS_MEDIA]) {
 		snprintf(x->rep->error, sizeof(x->rep->error),

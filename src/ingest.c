@@ -157,8 +157,11 @@ static int harden(const struct ingest *g)
 	 * RLIMIT_FSIZE 0 turns a would-be file write into a signal. */
 	if (!is_regular(FD_TS) && !is_regular(FD_EV))
 		set_limit(RLIMIT_FSIZE, 0);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+	/* (sanitizers' shadow memory reserves terabytes of address space) */
 	if (g->cfg.rlimit_as_mb)
 		set_limit(RLIMIT_AS, (rlim_t)g->cfg.rlimit_as_mb << 20);
+#endif
 	return 0;
 }
 
@@ -244,6 +247,9 @@ static void build_options(const struct ingest *g, AVDictionary **d, const char *
 	av_dict_set_int(d, "analyzeduration", c->analyzeduration_us, 0);
 	/* Do not wait for frames to estimate the frame rate: MPEG-TS does not need it. */
 	av_dict_set_int(d, "fpsprobesize", 0, 0);
+	/* Nor read the end of a seekable input (a static .ts over HTTP: one more request) to
+	 * compute a duration a live relay never uses. */
+	av_dict_set_int(d, "skip_estimate_duration_from_pts", 1, 0);
 	if (c->kind == ING_KIND_FILE)
 		return;
 	set_opt_us(d, "rw_timeout", c->rw_timeout_ms);

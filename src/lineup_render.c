@@ -222,16 +222,16 @@ int lineup_devices_build(const struct lineup_build_opts *o, struct ptv_lineup *l
 {
 	unsigned max = o->device_max ? o->device_max : 479;
 	unsigned n = l->n_channels ? (unsigned)((l->n_channels + max - 1) / max) : 1;
-	int ret = 0;
+	struct ptv_device_identity *ids = ptv_xcalloc(n, sizeof(*ids));
+	int ret;
 
 	l->devices = ptv_xcalloc(n, sizeof(*l->devices));
 	l->n_devices = n;
+	ret = ptv_device_identities(o->store, n, ids);
 	for (unsigned i = 0; i < n && !ret; i++) {
 		struct ptv_lineup_device *d = &l->devices[i];
 
-		ret = ptv_device_identity(o->store, i, &d->id);
-		if (ret)
-			break;
+		d->id = ids[i];
 		if (i == 0) {
 			snprintf(d->friendly_name, sizeof(d->friendly_name), "%s",
 				 o->friendly_name);
@@ -250,6 +250,7 @@ int lineup_devices_build(const struct lineup_build_opts *o, struct ptv_lineup *l
 			l->channels[c].device = i;
 		ret = device_render(l, d);
 	}
+	free(ids);
 	if (!ret) {
 		l->all_m3u = render_m3u(l, o->base_url, l->devices, l->n_devices);
 		if (!l->all_m3u)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "lineup_int.h"
+#include "plextv/epg.h"
 #include "plextv/log.h"
 #include "plextv/lineup_svc.h"
 #include "plextv/metrics.h"
@@ -240,7 +241,12 @@ static void refresh_one(uint32_t id, void *ctx)
 	struct ptv_import_report rep;
 	const char *labels[] = {NULL, NULL};
 	char line[512], sid[16];
-	int ret = ptv_sources_refresh(svc->store, id, &rep);
+	int ret;
+
+	/* EPG (issue 6): guide sources are refreshed by the guide service (epg_svc.c). */
+	if (ptv_epg_is_guide_source(svc->store, id))
+		return;
+	ret = ptv_sources_refresh(svc->store, id, &rep);
 
 	snprintf(sid, sizeof(sid), "%u", id);
 	ptv_import_report_format(&rep, line, sizeof(line));

@@ -18,12 +18,12 @@
 #include "plextv/netfilter.h"
 #include "plextv/reactor.h"
 
-#define NF_MAX_IFACES	 64
-#define NF_BUCKETS	 1024 /* per-source token buckets (power of two) */
-#define NF_PROBE	 8    /* slots looked at before evicting the stalest */
-#define NF_DEBOUNCE_MS	 100  /* a link change sends a burst of netlink messages */
-#define NF_NL_BUF	 16384
-#define TOKEN		 1000 /* a request costs this many milli-tokens */
+#define NF_MAX_IFACES  64
+#define NF_BUCKETS     1024 /* per-source token buckets (power of two) */
+#define NF_PROBE       8    /* slots looked at before evicting the stalest */
+#define NF_DEBOUNCE_MS 100  /* a link change sends a burst of netlink messages */
+#define NF_NL_BUF      16384
+#define TOKEN	       1000 /* a request costs this many milli-tokens */
 
 struct nf_bucket {
 	uint32_t saddr; /* 0: free (0.0.0.0 is never allowed, so never a key) */
@@ -147,8 +147,8 @@ int ptv_netfilter_parse_prefixes(const char *s, struct ptv_prefix *out, size_t m
 
 static void nf_metrics_init(struct ptv_netfilter *nf)
 {
-	static const char *const lp[] = { "proto", NULL };
-	static const char *const lpr[] = { "proto", "reason", NULL };
+	static const char *const lp[] = {"proto", NULL};
+	static const char *const lpr[] = {"proto", "reason", NULL};
 	struct ptv_metric_family *req, *req_b, *rep, *rep_b, *drop, *bdrop;
 
 	req = ptv_metrics_family("plextv_discovery_requests_total",
@@ -161,8 +161,8 @@ static void nf_metrics_init(struct ptv_netfilter *nf)
 				 "Discovery replies sent (SSDP search responses, 65001 replies)",
 				 PTV_METRIC_COUNTER, lp, NULL, 0, 4);
 	rep_b = ptv_metrics_family("plextv_discovery_sent_bytes_total",
-				   "Payload bytes of discovery replies sent", PTV_METRIC_COUNTER, lp,
-				   NULL, 0, 4);
+				   "Payload bytes of discovery replies sent", PTV_METRIC_COUNTER,
+				   lp, NULL, 0, 4);
 	drop = ptv_metrics_family("plextv_discovery_dropped_total",
 				  "Discovery datagrams not answered, kernel filter and user space",
 				  PTV_METRIC_COUNTER, lpr, NULL, 0, 16);
@@ -170,14 +170,14 @@ static void nf_metrics_init(struct ptv_netfilter *nf)
 				   "Discovery datagrams dropped by the kernel socket filter",
 				   PTV_METRIC_COUNTER, lpr, NULL, 0, 16);
 	for (unsigned p = 0; p < PTV_DISC_NPROTO; p++) {
-		const char *pv[] = { ptv_disc_proto_name(p), NULL };
+		const char *pv[] = {ptv_disc_proto_name(p), NULL};
 
 		nf->m_requests[p] = ptv_metric_get(req, pv);
 		nf->m_req_bytes[p] = ptv_metric_get(req_b, pv);
 		nf->m_replies[p] = ptv_metric_get(rep, pv);
 		nf->m_reply_bytes[p] = ptv_metric_get(rep_b, pv);
 		for (unsigned d = PTV_DISC_OFF_SUBNET; d < PTV_DISC_NREASON; d++) {
-			const char *v[] = { ptv_disc_proto_name(p), ptv_disc_drop_name(d), NULL };
+			const char *v[] = {ptv_disc_proto_name(p), ptv_disc_drop_name(d), NULL};
 
 			nf->m_dropped[p][d] = ptv_metric_get(drop, v);
 			if (d != PTV_DISC_RATE)
@@ -186,8 +186,7 @@ static void nf_metrics_init(struct ptv_netfilter *nf)
 	}
 }
 
-void ptv_netfilter_count_request(struct ptv_netfilter *nf, enum ptv_disc_proto proto,
-				 size_t bytes)
+void ptv_netfilter_count_request(struct ptv_netfilter *nf, enum ptv_disc_proto proto, size_t bytes)
 {
 	ptv_metric_inc(nf->m_requests[proto]);
 	ptv_metric_add(nf->m_req_bytes[proto], bytes);
@@ -200,8 +199,7 @@ void ptv_netfilter_count_drop(struct ptv_netfilter *nf, enum ptv_disc_proto prot
 		ptv_metric_inc(nf->m_dropped[proto][reason]);
 }
 
-void ptv_netfilter_count_reply(struct ptv_netfilter *nf, enum ptv_disc_proto proto,
-			       size_t bytes)
+void ptv_netfilter_count_reply(struct ptv_netfilter *nf, enum ptv_disc_proto proto, size_t bytes)
 {
 	ptv_metric_inc(nf->m_replies[proto]);
 	ptv_metric_add(nf->m_reply_bytes[proto], bytes);
@@ -286,18 +284,17 @@ static size_t nf_rules(const struct ptv_netfilter *nf, struct ptv_bpf_rule *rule
 		const struct ptv_iface *f = &nf->ifs[i];
 
 		if (f->flags & IFF_LOOPBACK) {
-			rules[n++] = (struct ptv_bpf_rule){ f->ifindex, 0, 0, all };
+			rules[n++] = (struct ptv_bpf_rule){f->ifindex, 0, 0, all};
 			continue;
 		}
 		if (!f->served)
 			continue;
 		for (unsigned k = 0; k < f->n_addrs && n < max; k++)
-			rules[n++] = (struct ptv_bpf_rule){ f->ifindex,
-							    f->addrs[k] & mask_of(f->plen[k]),
-							    f->plen[k], all };
+			rules[n++] = (struct ptv_bpf_rule){
+				f->ifindex, f->addrs[k] & mask_of(f->plen[k]), f->plen[k], all};
 	}
 	for (size_t i = 0; i < nf->n_extra && n < max; i++)
-		rules[n++] = (struct ptv_bpf_rule){ 0, nf->extra[i].addr, nf->extra[i].len, all };
+		rules[n++] = (struct ptv_bpf_rule){0, nf->extra[i].addr, nf->extra[i].len, all};
 	return n;
 }
 
@@ -312,7 +309,8 @@ static int nf_sync_bpf(struct ptv_netfilter *nf)
 	n = nf_rules(nf, rules, PTV_ARRAY_SIZE(rules));
 	ret = ptv_bpf_filter_set_rules(nf->bpf, rules, n);
 	if (ret)
-		ptv_error("discovery", "cannot update the kernel allow-list: %s", ptv_strerror(ret));
+		ptv_error("discovery", "cannot update the kernel allow-list: %s",
+			  ptv_strerror(ret));
 	return ret;
 }
 
@@ -545,14 +543,14 @@ static void nl_arm(struct ptv_netfilter *nf)
 	nf->nl_armed = true;
 }
 
-int ptv_netfilter_watch(struct ptv_netfilter *nf, struct ptv_reactor *r,
-			void (*changed)(void *ctx), void *ctx)
+int ptv_netfilter_watch(struct ptv_netfilter *nf, struct ptv_reactor *r, void (*changed)(void *ctx),
+			void *ctx)
 {
 	struct sockaddr_nl sa = {
 		.nl_family = AF_NETLINK,
 		.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR,
 	};
-	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 
 	if (fd < 0)
 		return -errno;
@@ -610,7 +608,7 @@ static void disc_sock_parse_cmsg(struct ptv_disc_sock *s, struct ptv_disc_dgram 
 static void disc_sock_cb(struct ptv_reactor *r, struct ptv_op *op, int res, uint32_t flags)
 {
 	struct ptv_disc_sock *s = ptv_container_of(op, struct ptv_disc_sock, op);
-	struct ptv_disc_dgram d = { 0 };
+	struct ptv_disc_dgram d = {0};
 
 	s->armed = false;
 	if (!s->open)
@@ -653,10 +651,12 @@ static void disc_sock_arm(struct ptv_disc_sock *s)
 
 static int disc_sock_bind(uint16_t port)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
 	int one = 1, fd, ret;
 
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	/* Blocking on purpose: io_uring waits by polling either way, and a blocking socket never
+	 * turns a receive into an -EAGAIN completion; sends pass MSG_DONTWAIT. */
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
@@ -707,7 +707,7 @@ int ptv_disc_sock_send(struct ptv_disc_sock *s, const struct sockaddr_in *to, in
 		struct cmsghdr c;
 		char buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
 	} ctrl;
-	struct iovec iov = { .iov_base = (void *)p, .iov_len = n };
+	struct iovec iov = {.iov_base = (void *)p, .iov_len = n};
 	struct msghdr msg = {
 		.msg_name = (void *)to,
 		.msg_namelen = sizeof(*to),
@@ -716,7 +716,7 @@ int ptv_disc_sock_send(struct ptv_disc_sock *s, const struct sockaddr_in *to, in
 		.msg_control = ctrl.buf,
 		.msg_controllen = sizeof(ctrl.buf),
 	};
-	struct in_pktinfo pi = { .ipi_ifindex = ifindex };
+	struct in_pktinfo pi = {.ipi_ifindex = ifindex};
 	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 
 	if (!s->open)

@@ -17,9 +17,8 @@
 #include "plextv/router.h"
 #include "relay_int.h"
 
-static const char *const tune_buckets_names[] = { "kind", NULL };
-static const double tune_buckets[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-				       0.5,   1,    2,	   5,	 10 };
+static const char *const tune_buckets_names[] = {"kind", NULL};
+static const double tune_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10};
 
 /* ---- configuration ---- */
 
@@ -49,11 +48,11 @@ static int relay_cfg_load(struct relay_cfg *rc, const struct ptv_config *c)
 
 static void relay_metrics_init(struct ptv_relay *relay)
 {
-	static const char *const ch[] = { "channel", NULL };
-	static const char *const ch_reason[] = { "channel", "reason", NULL };
-	static const char *const dev[] = { "device", NULL };
-	static const char *const code[] = { "code", NULL };
-	static const char *const warm[] = { "warm", NULL }, *const cold[] = { "cold", NULL };
+	static const char *const ch[] = {"channel", NULL};
+	static const char *const ch_reason[] = {"channel", "reason", NULL};
+	static const char *const dev[] = {"device", NULL};
+	static const char *const code[] = {"code", NULL};
+	static const char *const warm[] = {"warm", NULL}, *const cold[] = {"cold", NULL};
 
 	relay->f_viewers = ptv_metrics_family("plextv_relay_viewers", "Viewers connected",
 					      PTV_METRIC_GAUGE, ch, NULL, 0, 512);
@@ -72,16 +71,17 @@ static void relay_metrics_init(struct ptv_relay *relay)
 	relay->f_restarts = ptv_metrics_family("plextv_relay_ingest_restarts_total",
 					       "Ingest children restarted, by reason",
 					       PTV_METRIC_COUNTER, ch_reason, NULL, 0, 1024);
-	relay->f_reconnects = ptv_metrics_family(
-		"plextv_relay_upstream_reconnects_total",
-		"Upstream reconnects inside the ingest child, by reason", PTV_METRIC_COUNTER,
-		ch_reason, NULL, 0, 1024);
+	relay->f_reconnects =
+		ptv_metrics_family("plextv_relay_upstream_reconnects_total",
+				   "Upstream reconnects inside the ingest child, by reason",
+				   PTV_METRIC_COUNTER, ch_reason, NULL, 0, 1024);
 	relay->f_failovers = ptv_metrics_family("plextv_relay_upstream_failovers_total",
 						"Switches to the channel's next URL",
 						PTV_METRIC_COUNTER, ch, NULL, 0, 512);
-	relay->f_cc = ptv_metrics_family("plextv_relay_upstream_continuity_errors_total",
-					 "Continuity errors in the ingest output (before rewriting)",
-					 PTV_METRIC_COUNTER, ch, NULL, 0, 512);
+	relay->f_cc =
+		ptv_metrics_family("plextv_relay_upstream_continuity_errors_total",
+				   "Continuity errors in the ingest output (before rewriting)",
+				   PTV_METRIC_COUNTER, ch, NULL, 0, 512);
 	relay->f_tuners = ptv_metrics_family("plextv_relay_tuners_in_use",
 					     "Tuner slots (upstreams) in use per virtual device",
 					     PTV_METRIC_GAUGE, dev, NULL, 0, 256);
@@ -100,11 +100,11 @@ static void relay_metrics_init(struct ptv_relay *relay)
 
 static void relay_send_mode_metric(enum ptv_send_mode mode)
 {
-	static const char *const names[] = { "mode", NULL };
-	struct ptv_metric_family *f = ptv_metrics_family(
-		"plextv_relay_send_mode", "Send mode in use for viewers (1)", PTV_METRIC_GAUGE,
-		names, NULL, 0, 4);
-	const char *v[] = { ptv_send_mode_name(mode), NULL };
+	static const char *const names[] = {"mode", NULL};
+	struct ptv_metric_family *f =
+		ptv_metrics_family("plextv_relay_send_mode", "Send mode in use for viewers (1)",
+				   PTV_METRIC_GAUGE, names, NULL, 0, 4);
+	const char *v[] = {ptv_send_mode_name(mode), NULL};
 
 	ptv_metric_set(ptv_metric_get(f, v), 1);
 }
@@ -200,7 +200,7 @@ static struct relay_dev *relay_dev_locked(struct ptv_relay *relay, unsigned devi
 static void tuners_metric(struct ptv_relay *relay, unsigned device, int delta)
 {
 	char dev[16];
-	const char *v[] = { dev, NULL };
+	const char *v[] = {dev, NULL};
 	struct ptv_metric *m;
 
 	snprintf(dev, sizeof(dev), "%u", device);
@@ -230,8 +230,7 @@ static struct relay_session *session_find_locked(struct ptv_relay *relay, uint32
 {
 	struct ptv_list *pos, *tmp;
 
-	ptv_list_for_each_safe(pos, tmp, &relay->sessions)
-	{
+	ptv_list_for_each_safe (pos, tmp, &relay->sessions) {
 		struct relay_session *s = ptv_container_of(pos, struct relay_session, node);
 
 		if (s->channel_id == channel_id)
@@ -245,16 +244,14 @@ static unsigned source_sessions_locked(struct ptv_relay *relay, uint32_t source_
 	struct ptv_list *pos, *tmp;
 	unsigned n = 0;
 
-	ptv_list_for_each_safe(pos, tmp, &relay->sessions)
-	{
+	ptv_list_for_each_safe (pos, tmp, &relay->sessions) {
 		n += ptv_container_of(pos, struct relay_session, node)->source_id == source_id;
 	}
 	return n;
 }
 
 /* A free slot of @ch's device: its index, or the HDHomeRun refusal code (negative). */
-static int slot_pick_locked(struct ptv_relay *relay, const struct ptv_lineup_channel *ch,
-			    int tuner)
+static int slot_pick_locked(struct ptv_relay *relay, const struct ptv_lineup_channel *ch, int tuner)
 {
 	struct relay_dev *d = relay_dev_locked(relay, ch->device);
 	unsigned limit = relay->cfg.source_max_streams;
@@ -310,14 +307,17 @@ static char *ingest_json(const struct relay_cfg *cfg, const struct ptv_lineup_ch
 	if (!have_ua && cfg->user_agent[0])
 		json_object_set_new(hdrs, "User-Agent", json_string(cfg->user_agent));
 	json_object_set_new(o, "channel", json_string(ch->number));
-	json_object_set_new(o, "kind",
-			    json_string(ch->kind == PTV_CHANNEL_FILE ? "file" : "url"));
+	json_object_set_new(o, "kind", json_string(ch->kind == PTV_CHANNEL_FILE ? "file" : "url"));
 	json_object_set_new(o, "urls", urls);
 	json_object_set_new(o, "headers", hdrs);
 	if (ch->kind == PTV_CHANNEL_FILE)
 		json_object_set_new(o, "loop", json_true());
 	json_object_set_new(o, "stall_timeout_ms", json_integer(cfg->stall_ms));
 	json_object_set_new(o, "ppid", json_integer(getpid()));
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	/* Sanitizer builds reserve terabytes of address space: no RLIMIT_AS for them. */
+	json_object_set_new(o, "rlimit_as_mb", json_integer(0));
+#endif
 	out = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return out;
@@ -328,7 +328,7 @@ static char *ingest_json(const struct relay_cfg *cfg, const struct ptv_lineup_ch
 static void session_metrics(struct relay_session *s)
 {
 	struct ptv_relay *relay = s->relay;
-	const char *v[] = { s->number, NULL };
+	const char *v[] = {s->number, NULL};
 
 	s->m_viewers = ptv_metric_get(relay->f_viewers, v);
 	s->m_bytes_in = ptv_metric_get(relay->f_bytes_in, v);
@@ -340,8 +340,8 @@ static void session_metrics(struct relay_session *s)
 }
 
 static struct relay_session *session_new_locked(struct ptv_relay *relay,
-						const struct ptv_lineup_channel *ch,
-						unsigned tuner, struct relay_local *home)
+						const struct ptv_lineup_channel *ch, unsigned tuner,
+						struct relay_local *home)
 {
 	struct relay_session *s = ptv_xcalloc(1, sizeof(*s));
 	const struct relay_cfg *cfg = &relay->cfg;
@@ -400,7 +400,7 @@ static size_t sink_queued(void *ctx)
 	return ptv_http_stream_queued(((struct relay_viewer *)ctx)->req);
 }
 
-static const struct ptv_egress_sink http_sink = { sink_copy, sink_ref, sink_queued };
+static const struct ptv_egress_sink http_sink = {sink_copy, sink_ref, sink_queued};
 
 const struct ptv_ring *relay_view_ring(const struct relay_view *v)
 {
@@ -415,7 +415,7 @@ static uint64_t view_now(const struct relay_view *v)
 static void refusal_count(struct ptv_relay *relay, int code)
 {
 	char c[8];
-	const char *v[] = { c, NULL };
+	const char *v[] = {c, NULL};
 
 	snprintf(c, sizeof(c), "%d", code);
 	ptv_metric_inc(ptv_metric_get(relay->f_refusals, v));
@@ -455,8 +455,8 @@ static int respond_refusal(struct ptv_relay *relay, struct ptv_http_req *req, in
 
 	refusal_count(relay, code);
 	ptv_http_add_header(req, "X-HDHomeRun-Error", text);
-	ret = ptv_http_stream_begin(req, status, "text/plain; charset=utf-8",
-				    PTV_HTTP_STREAM_CLOSE, drain_none, NULL, NULL);
+	ret = ptv_http_stream_begin(req, status, "text/plain; charset=utf-8", PTV_HTTP_STREAM_CLOSE,
+				    drain_none, NULL, NULL);
 	if (ret)
 		return ret;
 	ptv_http_stream_write(req, text, strlen(text));
@@ -586,8 +586,8 @@ static bool viewer_begin(struct relay_viewer *v)
 	snprintf(res, sizeof(res), "tuner%u", v->tuner);
 	ptv_http_add_header(v->req, "X-HDHomeRun-Resource", res);
 	viewer_sockopts(v->req);
-	if (ptv_http_stream_begin(v->req, 200, "video/mp2t", PTV_HTTP_STREAM_CLOSE,
-				  viewer_on_drain, viewer_on_close, v)) {
+	if (ptv_http_stream_begin(v->req, 200, "video/mp2t", PTV_HTTP_STREAM_CLOSE, viewer_on_drain,
+				  viewer_on_close, v)) {
 		viewer_gone(v);
 		return false;
 	}
@@ -656,8 +656,7 @@ void relay_view_kick(struct relay_view *v)
 
 	/* A viewer leaving may drop the last reference to the session (and this view). */
 	relay_session_ref(s);
-	ptv_list_for_each_safe(pos, tmp, &v->viewers)
-	{
+	ptv_list_for_each_safe (pos, tmp, &v->viewers) {
 		viewer_service(ptv_container_of(pos, struct relay_viewer, node), now);
 	}
 	relay_session_unref(s);
@@ -683,6 +682,9 @@ static void view_add(struct relay_view *view, struct relay_viewer *v)
 		view->tick.cb = view_tick_cb;
 		ptv_timer_arm(loc->r, &view->tick, RELAY_TICK_MS);
 		atomic_store(&view->active, true);
+		/* A warm tune on this reactor: get the replica filled now, not at the next read. */
+		if (loc != view->s->home)
+			relay_session_kick_home(view->s);
 	}
 	ptv_metric_add(view->s->m_viewers, 1);
 }
@@ -695,7 +697,8 @@ static void peer_ip(struct ptv_http_req *req, char *out, size_t len)
 
 	out[0] = '\0';
 	if (ss->ss_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, out, (socklen_t)len);
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, out,
+			  (socklen_t)len);
 	else if (ss->ss_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, out,
 			  (socklen_t)len);
@@ -814,7 +817,7 @@ int ptv_relay_hook_tune(void *relay, struct ptv_http_req *req, const struct ptv_
 /* ---- routes ---- */
 
 static const struct ptv_lineup_channel *route_lineup_number(struct ptv_http_req *req,
-							     const char *number)
+							    const char *number)
 {
 	struct ptv_lineup *l = ptv_lineup_current(ptv_http_req_reactor(req));
 
@@ -862,11 +865,10 @@ static int stream_handler(struct ptv_http_req *req, void *ctx)
 int ptv_relay_routes_register(struct ptv_relay *relay, struct ptv_router *rt)
 {
 	const struct ptv_route routes[] = {
-		{ "relay_auto", PTV_HTTP_GET | PTV_HTTP_HEAD, "/auto/", true, auto_handler, relay },
-		{ "relay_tuner", PTV_HTTP_GET | PTV_HTTP_HEAD, "/tuner", true, tuner_handler,
-		  relay },
-		{ "relay_stream", PTV_HTTP_GET | PTV_HTTP_HEAD, "/stream/", true, stream_handler,
-		  relay },
+		{"relay_auto", PTV_HTTP_GET | PTV_HTTP_HEAD, "/auto/", true, auto_handler, relay},
+		{"relay_tuner", PTV_HTTP_GET | PTV_HTTP_HEAD, "/tuner", true, tuner_handler, relay},
+		{"relay_stream", PTV_HTTP_GET | PTV_HTTP_HEAD, "/stream/", true, stream_handler,
+		 relay},
 	};
 	int ret = 0;
 
@@ -925,7 +927,8 @@ int ptv_relay_status_json(struct ptv_relay *relay, unsigned device, struct ptv_b
 			json_object_set_new(o, "SignalQualityPercent", json_integer(100));
 			json_object_set_new(o, "SymbolQualityPercent", json_integer(100));
 			json_object_set_new(o, "TargetIP", json_string(st[i].target_ip));
-			json_object_set_new(o, "NetworkRate", json_integer((json_int_t)st[i].rate_bps));
+			json_object_set_new(o, "NetworkRate",
+					    json_integer((json_int_t)st[i].rate_bps));
 		}
 		json_array_append_new(a, o);
 	}
@@ -970,8 +973,7 @@ static void view_end_all(struct relay_view *view)
 	struct ptv_list *pos, *tmp;
 
 	relay_session_ref(s);
-	ptv_list_for_each_safe(pos, tmp, &view->viewers)
-	{
+	ptv_list_for_each_safe (pos, tmp, &view->viewers) {
 		struct relay_viewer *v = ptv_container_of(pos, struct relay_viewer, node);
 
 		if (v->state == RV_PENDING)
@@ -990,8 +992,7 @@ void ptv_relay_drain(struct ptv_reactor *r)
 	if (!loc || loc->draining)
 		return;
 	loc->draining = true;
-	ptv_list_for_each_safe(pos, tmp, &loc->homes)
-	{
+	ptv_list_for_each_safe (pos, tmp, &loc->homes) {
 		struct relay_session *s = ptv_container_of(pos, struct relay_session, home_node);
 
 		pthread_mutex_lock(&loc->relay->lock);
@@ -999,8 +1000,7 @@ void ptv_relay_drain(struct ptv_reactor *r)
 		pthread_mutex_unlock(&loc->relay->lock);
 		relay_session_stop(s);
 	}
-	ptv_list_for_each_safe(pos, tmp, &loc->views)
-	{
+	ptv_list_for_each_safe (pos, tmp, &loc->views) {
 		view_end_all(ptv_container_of(pos, struct relay_view, lnode));
 	}
 }
@@ -1030,14 +1030,14 @@ static void local_free_viewers(struct relay_local *loc)
 {
 	/* A forced shutdown: the HTTP server freed the connections without on_close. */
 	while (!ptv_list_empty(&loc->views)) {
-		struct relay_view *view = ptv_container_of(loc->views.next, struct relay_view,
-							   lnode);
+		struct relay_view *view =
+			ptv_container_of(loc->views.next, struct relay_view, lnode);
 		struct relay_session *s = view->s;
 
 		relay_session_ref(s);
 		while (!ptv_list_empty(&view->viewers)) {
-			struct relay_viewer *v = ptv_container_of(view->viewers.next,
-								  struct relay_viewer, node);
+			struct relay_viewer *v =
+				ptv_container_of(view->viewers.next, struct relay_viewer, node);
 
 			/* The view's timer went with the reactor's wheel. */
 			view->tick.node.next = NULL;
@@ -1064,8 +1064,8 @@ void ptv_relay_free(struct ptv_relay *relay)
 		if (!loc)
 			continue;
 		while (!ptv_list_empty(&loc->homes)) {
-			struct relay_session *s = ptv_container_of(loc->homes.next,
-								   struct relay_session, home_node);
+			struct relay_session *s =
+				ptv_container_of(loc->homes.next, struct relay_session, home_node);
 
 			ptv_list_del(&s->home_node);
 			relay_session_force_free(s);

@@ -32,18 +32,18 @@
 #include "plextv/ts.h"
 #include "plextv/workers.h"
 
-#define RELAY_MOD "relay"
-#define RELAY_PUBLISH_MS 20u	   /* a view hears about new data at most this often... */
-#define RELAY_PUBLISH_BYTES 32768u /* ...unless this much arrived */
-#define RELAY_TICK_MS 50u
-#define RELAY_TS_PIPE_SIZE (1u << 20) /* absorbs upstream bursts while the reactor is busy */
+#define RELAY_MOD	     "relay"
+#define RELAY_PUBLISH_MS     20u    /* a view hears about new data at most this often... */
+#define RELAY_PUBLISH_BYTES  32768u /* ...unless this much arrived */
+#define RELAY_TICK_MS	     50u
+#define RELAY_TS_PIPE_SIZE   (1u << 20) /* absorbs upstream bursts while the reactor is busy */
 #define RELAY_BACKOFF_MIN_MS 500u
 #define RELAY_BACKOFF_MAX_MS 15000u
-#define RELAY_HEALTHY_MS 10000u /* a child that delivered this long resets the backoff */
-#define RELAY_KILL_GRACE_MS 2000u
-#define RELAY_EVLINE_MAX 4096u
-#define RELAY_SNDBUF (256 * 1024)	  /* SO_SNDBUF per viewer (the kernel doubles it) */
-#define RELAY_NOTSENT_LOWAT (128 * 1024) /* TCP_NOTSENT_LOWAT per viewer */
+#define RELAY_HEALTHY_MS     10000u /* a child that delivered this long resets the backoff */
+#define RELAY_KILL_GRACE_MS  2000u
+#define RELAY_EVLINE_MAX     4096u
+#define RELAY_SNDBUF	     (256 * 1024) /* SO_SNDBUF per viewer (the kernel doubles it) */
+#define RELAY_NOTSENT_LOWAT  (128 * 1024) /* TCP_NOTSENT_LOWAT per viewer */
 
 /* Values the relay reads from the configuration (copied; replaced on SIGHUP). */
 struct relay_cfg {
@@ -99,8 +99,8 @@ struct relay_local {
 	struct ptv_reactor *r;
 	unsigned index;
 	pthread_mutex_t post_lock;
-	bool closed;	  /* under post_lock: no more messages */
-	atomic_uint msgs; /* posted, not run yet */
+	bool closed;	       /* under post_lock: no more messages */
+	atomic_uint msgs;      /* posted, not run yet */
 	struct ptv_list homes; /* sessions homed here, until their teardown ends */
 	struct ptv_list views; /* views of this reactor that have viewers */
 	unsigned nviewers;
@@ -171,8 +171,8 @@ struct relay_session {
 	bool spawn_inflight;
 	unsigned fails; /* consecutive restarts without a healthy run */
 	uint64_t backoff_until;
-	uint64_t idle_since;	  /* no viewer since (0: has viewers) */
-	uint64_t last_data_ms;	  /* last TS byte from any child */
+	uint64_t idle_since;   /* no viewer since (0: has viewers) */
+	uint64_t last_data_ms; /* last TS byte from any child */
 	uint64_t started_ms;
 	uint64_t rate_bytes, rate_ms;
 	uint64_t rng;
@@ -238,6 +238,8 @@ void relay_session_unlist_locked(struct relay_session *s);
 int relay_session_home_init(struct relay_session *s, struct relay_local *home);
 /** Home: publishes ring growth to the views (rate-limited unless @force). */
 void relay_session_publish(struct relay_session *s, bool force);
+/** Any reactor: asks the home to publish now (a view just got its first viewer). */
+void relay_session_kick_home(struct relay_session *s);
 /** Home: shutdown, stop the session now whatever its viewers and linger. */
 void relay_session_stop(struct relay_session *s);
 /** Main thread, reactors gone: kill and reap the child, release the home's resources. */

@@ -71,29 +71,77 @@ struct spawn_job {
 	int pidfd, ts_fd, ev_fd;
 };
 
-/* The child sees only what it needs: proxies, locale, PATH, sanitizer options. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CHILD_SAN_VAR "ASAN_OPTIONS"
+#elif defined(__SANITIZE_THREAD__)
+#define CHILD_SAN_VAR "TSAN_OPTIONS"
+#endif
+
+#ifdef CHILD_SAN_VAR
+/*
+ * A sanitizer turns a SIGSEGV into a report and exit(1). A crash must stay a crash (the
+ * restart reason, and what a production child does), so the child leaves fatal signals alone.
+ */
+static char *child_san_options(void)
+{
+	const char *cur = getenv(CHILD_SAN_VAR);
+	char *s;
+
+	if (asprintf(&s, CHILD_SAN_VAR "=%s%shandle_segv=0:handle_sigbus=0:handle_sigfpe=0",
+		     cur ? cur : "", cur && *cur ? ":" : "") < 0)
+		abort();
+	return s;
+}
+
+static bool is_san_var(const char *e)
+{
+	return !strncmp(e, CHILD_SAN_VAR "=", strlen(CHILD_SAN_VAR) + 1);
+}
+#else
+static bool is_san_var(const char *e)
+{
+	return false;
+}
+#endif
+
+/* The child sees only what it needs: proxies, locale, PATH, sanitizer options. Free the
+ * array with child_env_free(). */
 static char **child_env(void)
 {
-	static const char *const keep[] = { "PATH=", "TZ=", "LANG=", "LC_", "http_proxy=",
-					    "https_proxy=", "no_proxy=", "HTTP_PROXY=",
-					    "HTTPS_PROXY=", "NO_PROXY=", "ALL_PROXY=",
-					    "ASAN_", "UBSAN_", "LSAN_", "TSAN_", "PTV_TEST_" };
+	static const char *const keep[] = {
+		"PATH=",	"TZ=",		"LANG=",      "LC_",
+		"http_proxy=",	"https_proxy=", "no_proxy=",  "HTTP_PROXY=",
+		"HTTPS_PROXY=", "NO_PROXY=",	"ALL_PROXY=", "ASAN_",
+		"UBSAN_",	"LSAN_",	"TSAN_",      "PTV_TEST_"};
 	extern char **environ;
 	size_t n = 0, k = 0;
 	char **env;
 
 	while (environ[n])
 		n++;
-	env = ptv_xcalloc(n + 1, sizeof(*env));
+	env = ptv_xcalloc(n + 2, sizeof(*env));
 	for (size_t i = 0; i < n; i++) {
 		for (size_t j = 0; j < PTV_ARRAY_SIZE(keep); j++) {
-			if (!strncmp(environ[i], keep[j], strlen(keep[j]))) {
+			if (!strncmp(environ[i], keep[j], strlen(keep[j])) &&
+			    !is_san_var(environ[i])) {
 				env[k++] = environ[i];
 				break;
 			}
 		}
 	}
+#ifdef CHILD_SAN_VAR
+	env[k++] = child_san_options();
+#endif
 	return env;
+}
+
+static void child_env_free(char **env)
+{
+	for (size_t i = 0; env && env[i]; i++) {
+		if (is_san_var(env[i]))
+			free(env[i]);
+	}
+	free(env);
 }
 
 static int spawn_attrs(posix_spawnattr_t *at, posix_spawn_file_actions_t *fa, int ts_w, int ev_w,
@@ -111,8 +159,10 @@ static int spawn_attrs(posix_spawnattr_t *at, posix_spawn_file_actions_t *fa, in
 	ret = posix_spawnattr_setsigmask(at, &none);
 	ret = ret ?: posix_spawnattr_setsigdefault(at, &all);
 	ret = ret ?: posix_spawnattr_setpgroup(at, 0);
-	ret = ret ?: posix_spawnattr_setflags(at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-							  POSIX_SPAWN_SETPGROUP);
+	ret = ret
+		      ?: posix_spawnattr_setflags(at, POSIX_SPAWN_SETSIGMASK |
+							      POSIX_SPAWN_SETSIGDEF |
+							      POSIX_SPAWN_SETPGROUP);
 	ret = ret ?: posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY, 0);
 	ret = ret ?: posix_spawn_file_actions_adddup2(fa, ts_w, 1);
 	ret = ret ?: posix_spawn_file_actions_adddup2(fa, ev_w, 2);
@@ -150,8 +200,8 @@ static void spawn_close(int *fds, size_t n)
 static void spawn_work(void *arg)
 {
 	struct spawn_job *j = arg;
-	int fds[6] = { -1, -1, -1, -1, -1, -1 }; /* ts r/w, ev r/w, cfg r/w */
-	char *argv[] = { j->exe, (char *)"ingest", NULL };
+	int fds[6] = {-1, -1, -1, -1, -1, -1}; /* ts r/w, ev r/w, cfg r/w */
+	char *argv[] = {j->exe, (char *)"ingest", NULL};
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	char **env = NULL;
@@ -174,7 +224,7 @@ static void spawn_work(void *arg)
 	}
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
-	free(env);
+	child_env_free(env);
 	/* Only the child may hold the write ends: their EOF tells us it is gone. */
 	spawn_close(&fds[1], 1);
 	spawn_close(&fds[3], 1);
@@ -345,10 +395,10 @@ static long long jint(json_t *o, const char *key)
 
 static void restart_metric(struct relay_session *s, const char *family_reason, bool reconnect)
 {
-	const char *labels[] = { s->number, family_reason, NULL };
+	const char *labels[] = {s->number, family_reason, NULL};
 
-	ptv_metric_inc(ptv_metric_get(reconnect ? s->relay->f_reconnects : s->relay->f_restarts,
-				      labels));
+	ptv_metric_inc(
+		ptv_metric_get(reconnect ? s->relay->f_reconnects : s->relay->f_restarts, labels));
 }
 
 static void event_log(struct relay_session *s, json_t *o)
@@ -550,7 +600,7 @@ static void session_fail(struct relay_session *s, int code)
 
 static void child_free(struct relay_child *c)
 {
-	int fds[] = { c->ts_fd, c->ev_fd, c->pidfd };
+	int fds[] = {c->ts_fd, c->ev_fd, c->pidfd};
 
 	ptv_timer_cancel(&c->kill_timer);
 	spawn_close(fds, PTV_ARRAY_SIZE(fds));
@@ -751,6 +801,26 @@ void relay_session_publish(struct relay_session *s, bool force)
 
 	for (unsigned i = 0; i < s->relay->nreactors; i++)
 		publish_view(s, &s->views[i], force, now);
+}
+
+static void home_kick_run(void *arg)
+{
+	struct relay_session *s = arg;
+
+	atomic_fetch_sub(&s->home->msgs, 1);
+	if (s->state != RS_DONE && s->state != RS_NEW)
+		relay_session_publish(s, true);
+	relay_session_unref(s);
+}
+
+void relay_session_kick_home(struct relay_session *s)
+{
+	relay_session_ref(s);
+	atomic_fetch_add(&s->home->msgs, 1);
+	if (relay_post(s->home, home_kick_run, s))
+		return;
+	atomic_fetch_sub(&s->home->msgs, 1);
+	relay_session_unref(s);
 }
 
 /* ---- lifecycle ---- */

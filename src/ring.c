@@ -186,8 +186,7 @@ void ptv_ring_trim(struct ptv_ring *r, uint64_t now_ms)
 	}
 }
 
-size_t ptv_ring_peek(const struct ptv_ring *r, uint64_t off, struct ptv_blob **chunk,
-		     size_t *coff)
+size_t ptv_ring_peek(const struct ptv_ring *r, uint64_t off, struct ptv_blob **chunk, size_t *coff)
 {
 	uint64_t index = off / r->chunk_size, end;
 	const struct ptv_ring_slot *s;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "plextv/build-config.h"
+#include "plextv/epg.h"
 #include "plextv/discovery.h"
 #include "plextv/hdhr.h"
 #include "plextv/http.h"
@@ -44,6 +45,7 @@ struct server {
 	struct ptv_store *store;
 	struct ptv_lineup_svc *lineup;
 	struct ptv_hdhr *hdhr;
+	struct ptv_epg_svc *epg; /* EPG (issue 6): /xmltv.xml, guide refreshes */
 	struct ptv_relay *relay;
 	struct ptv_discovery *disc; /* SSDP, UDP 65001, eBPF: runs on reactor 0 */
 	struct ptv_http_shared shared;
@@ -311,6 +313,7 @@ static void server_reload(struct server *srv)
 	atomic_store(&srv->shared.max_open, next.max_connections);
 	ptv_http_limits_from_config(&srv->limits, &next);
 	ptv_relay_reconfigure(srv->relay, &next);
+	ptv_epg_svc_reconfigure(srv->epg, &next); /* EPG: [guide] settings */
 	for (unsigned i = 0; i < srv->n; i++) {
 		struct limits_task *lt = ptv_xmalloc(sizeof(*lt));
 
@@ -353,6 +356,7 @@ static void server_wait_signals(struct server *srv, const sigset_t *set)
 
 		if (sig < 0) {
 			ptv_lineup_svc_tick(srv->lineup);
+			ptv_epg_svc_tick(srv->epg); /* EPG: due guide refreshes, pruning */
 			continue;
 		}
 		if (sig == SIGHUP) {
@@ -435,6 +439,11 @@ static int server_init(struct server *srv, const struct ptv_config *cfg)
 
 		ret = ptv_discovery_new(&dd, &srv->disc);
 	}
+	/* EPG (issue 6): the guide service and /xmltv.xml(.gz). */
+	if (!ret)
+		ret = ptv_epg_svc_new(cfg, srv->store, srv->pool, &srv->epg);
+	if (!ret)
+		ret = ptv_epg_routes_register(srv->router, srv->epg);
 	return ret;
 }
 
@@ -448,6 +457,7 @@ static void server_deinit(struct server *srv)
 	ptv_router_free(srv->router);
 	ptv_hdhr_free(srv->hdhr);
 	ptv_lineup_svc_free(srv->lineup);
+	ptv_epg_svc_free(srv->epg); /* EPG: after the pool, whose jobs use it */
 	ptv_store_close(srv->store);
 	pthread_cond_destroy(&srv->cond);
 	pthread_mutex_destroy(&srv->lock);

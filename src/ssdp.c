@@ -18,11 +18,11 @@
 #include "plextv/reactor.h"
 #include "plextv/ssdp.h"
 
-#define SSDP_PENDING	   512 /* delayed answers in flight (>= global rate x MX max) */
-#define SSDP_MAX_JOINED	   64
-#define SSDP_ALIVE_BURST   3   /* UDP is lossy: every alive round goes out this many times */
-#define SSDP_UNICAST_MS	   500 /* a unicast search is answered within this */
-#define SSDP_RETRY_MS	   500 /* no lineup yet: try the alive round again soon */
+#define SSDP_PENDING	 512 /* delayed answers in flight (>= global rate x MX max) */
+#define SSDP_MAX_JOINED	 64
+#define SSDP_ALIVE_BURST 3   /* UDP is lossy: every alive round goes out this many times */
+#define SSDP_UNICAST_MS	 500 /* a unicast search is answered within this */
+#define SSDP_RETRY_MS	 500 /* no lineup yet: try the alive round again soon */
 
 /* ---- parser ---- */
 
@@ -118,7 +118,8 @@ static int parse_header(const char *line, size_t len, struct ptv_ssdp_msearch *o
 	} else if (is(line, nlen, "MAN")) {
 		/* UDA wants the quotes; some scripts forget them, and accepting that costs
 		 * nothing since the meaning is the same. */
-		if (seen->man || !(is(v, vlen, "\"ssdp:discover\"") || is(v, vlen, "ssdp:discover")))
+		if (seen->man ||
+		    !(is(v, vlen, "\"ssdp:discover\"") || is(v, vlen, "ssdp:discover")))
 			return -EINVAL;
 		seen->man = true;
 	} else if (is(line, nlen, "MX")) {
@@ -132,7 +133,7 @@ static int parse_header(const char *line, size_t len, struct ptv_ssdp_msearch *o
 int ptv_ssdp_parse(const void *buf, size_t n, struct ptv_ssdp_msearch *out)
 {
 	const char *p = buf, *end = p + n, *line;
-	struct msearch_seen seen = { 0 };
+	struct msearch_seen seen = {0};
 	size_t len;
 	int ret;
 
@@ -144,7 +145,8 @@ int ptv_ssdp_parse(const void *buf, size_t n, struct ptv_ssdp_msearch *out)
 		return -EINVAL;
 	next_line(&p, end, &line, &len);
 	if (!is(line, len, "M-SEARCH * HTTP/1.1")) {
-		if ((len >= 9 && !strncmp(line, "HTTP/1.1 ", 9)) || is(line, len, "NOTIFY * HTTP/1.1"))
+		if ((len >= 9 && !strncmp(line, "HTTP/1.1 ", 9)) ||
+		    is(line, len, "NOTIFY * HTTP/1.1"))
 			return -ENOMSG;
 		return -EINVAL;
 	}
@@ -201,8 +203,7 @@ static int finish(int n, size_t cap)
 	return n < 0 || (size_t)n >= cap ? -ENOSPC : n;
 }
 
-int ptv_ssdp_response(const struct ptv_ssdp_adv *a, enum ptv_ssdp_target t, char *out,
-		      size_t cap)
+int ptv_ssdp_response(const struct ptv_ssdp_adv *a, enum ptv_ssdp_target t, char *out, size_t cap)
 {
 	char st[128], usn[192];
 
@@ -323,8 +324,8 @@ static void adv_fill(struct ptv_ssdp *s, const struct ptv_lineup_device *d, unsi
 	a->configid = device_configid(d);
 }
 
-static int ssdp_send(struct ptv_ssdp *s, const struct sockaddr_in *to, int ifindex,
-		     uint32_t local, const char *buf, int n)
+static int ssdp_send(struct ptv_ssdp *s, const struct sockaddr_in *to, int ifindex, uint32_t local,
+		     const char *buf, int n)
 {
 	int ret;
 
@@ -337,8 +338,7 @@ static int ssdp_send(struct ptv_ssdp *s, const struct sockaddr_in *to, int ifind
 }
 
 /* The device a search is answered for: rotating, so repeated searches see every one. */
-static int pick_device(struct ptv_ssdp *s, const struct ssdp_pending *p,
-		       const struct ptv_lineup *l)
+static int pick_device(struct ptv_ssdp *s, const struct ssdp_pending *p, const struct ptv_lineup *l)
 {
 	if (!l->n_devices)
 		return -1;
@@ -483,7 +483,7 @@ static void ssdp_on_dgram(struct ptv_disc_sock *sock, const struct ptv_disc_dgra
 static void notify_iface(struct ptv_ssdp *s, const struct ptv_iface *f, const struct ptv_lineup *l,
 			 bool alive)
 {
-	struct sockaddr_in group = { .sin_family = AF_INET, .sin_port = htons(PTV_SSDP_PORT) };
+	struct sockaddr_in group = {.sin_family = AF_INET, .sin_port = htons(PTV_SSDP_PORT)};
 	char loc[640], out[1024];
 	struct ptv_ssdp_adv a;
 
@@ -543,7 +543,7 @@ static void alive_burst(struct ptv_ssdp *s)
 
 static int membership(struct ptv_ssdp *s, int ifindex, bool join)
 {
-	struct ip_mreqn mr = { .imr_ifindex = ifindex };
+	struct ip_mreqn mr = {.imr_ifindex = ifindex};
 
 	inet_pton(AF_INET, PTV_SSDP_GROUP, &mr.imr_multiaddr);
 	if (setsockopt(s->sock.fd, IPPROTO_IP, join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP, &mr,
@@ -630,8 +630,8 @@ static int ssdp_socket_setup(struct ptv_ssdp *s)
 	return 0;
 }
 
-int ptv_ssdp_start(struct ptv_reactor *r, struct ptv_netfilter *nf,
-		   const struct ptv_ssdp_opts *o, struct ptv_ssdp **out)
+int ptv_ssdp_start(struct ptv_reactor *r, struct ptv_netfilter *nf, const struct ptv_ssdp_opts *o,
+		   struct ptv_ssdp **out)
 {
 	struct ptv_ssdp *s = ptv_xcalloc(1, sizeof(*s));
 	int ret;

@@ -13,7 +13,7 @@ PKGS=(
   libcmocka-dev libclang-rt-14-dev
   # tests and peers
   python3 curl ffmpeg prometheus wrk nginx-light iproute2 procps
-  hdhomerun-config libhdhomerun-dev xmltv-util libxml2-utils jq valgrind gnuplot-nox
+  hdhomerun-config libhdhomerun-dev gupnp-tools libcap2-bin xmltv-util libxml2-utils jq valgrind gnuplot-nox
 )
 
 missing=()

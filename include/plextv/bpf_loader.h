@@ -60,8 +60,7 @@ int ptv_bpf_filter_attach(struct ptv_bpf_filter *f, int fd, unsigned proto);
  * are merged (a longer prefix also admits what a shorter one around it admits), because the
  * trie answers with the longest match only.
  */
-int ptv_bpf_filter_set_rules(struct ptv_bpf_filter *f, const struct ptv_bpf_rule *rules,
-			     size_t n);
+int ptv_bpf_filter_set_rules(struct ptv_bpf_filter *f, const struct ptv_bpf_rule *rules, size_t n);
 
 /** Verdict counters summed over CPUs, indexed proto * PTV_BPF_NVERDICT + verdict. */
 int ptv_bpf_filter_stats(struct ptv_bpf_filter *f, uint64_t out[PTV_BPF_STATS_SLOTS]);
@@ -93,6 +92,16 @@ int ptv_bpf_account_socket(int fd, uint32_t channel_id, bool upstream);
 /** Untags @fd (it stops counting). Closing the socket does this by itself. */
 int ptv_bpf_account_forget(int fd);
 
+/**
+ * Tags every TCP/UDP socket process @pid has open now as an upstream of @channel_id, through
+ * @pidfd (pidfd_getfd: same user, a child of ours). For the ingest child, whose sockets live
+ * inside libavformat: call it when the child reports it is connected, and again after each
+ * reconnect. Reads /proc/PID/fd (a few µs per descriptor): call it from the pool or right
+ * after an ingest event, not in a loop. Returns the number of sockets tagged or a negative
+ * errno (-ENODEV when accounting is not active).
+ */
+int ptv_bpf_account_process(int pidfd, int pid, uint32_t channel_id);
+
 /** The egress (@egress) or ingress program fd, for BPF_PROG_TEST_RUN in tests; -ENODEV. */
 int ptv_bpf_account_prog_fd(bool egress);
 
@@ -108,6 +117,6 @@ struct ptv_bpf_account_counts {
 int ptv_bpf_account_read(uint32_t channel_id, struct ptv_bpf_account_counts *out);
 
 /** Calls @fn for every counted channel (the metrics collector). Stops at a non-zero return. */
-int ptv_bpf_account_foreach(int (*fn)(uint32_t channel_id,
-				      const struct ptv_bpf_account_counts *c, void *ctx),
+int ptv_bpf_account_foreach(int (*fn)(uint32_t channel_id, const struct ptv_bpf_account_counts *c,
+				      void *ctx),
 			    void *ctx);

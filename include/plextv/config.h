@@ -77,6 +77,14 @@ struct ptv_config {
 	char http_port80[8];	       /* on | off: also serve HTTP on port 80 (Jellyfin) */
 	char bpf[8];		       /* auto | on | off */
 	unsigned ssdp_notify_interval; /* seconds between ssdp:alive rounds */
+	/* [guide] (EPG, epg.h) */
+	unsigned guide_retention_days;	    /* programmes that ended longer ago are dropped */
+	unsigned guide_dummy;		    /* 1: dummy guide for channels without programmes */
+	unsigned guide_dummy_block_minutes; /* length of a dummy programme */
+	unsigned guide_dummy_hours;	    /* how far ahead the dummy guide reaches */
+	char guide_shift_hours[16];	    /* default shift of a new guide source, -24..24 */
+	unsigned guide_max_mb;		    /* decoded XMLTV size cap */
+	unsigned guide_timeout_s;	    /* wall time of one import: fetch + parse + store */
 };
 
 /** Describes one configuration key; the table in config.c is the single source of truth. */

@@ -32,3 +32,6 @@ uint32_t ptv_device_id_fix(uint32_t id);
  * identity yet), store errors. Blocking: store access.
  */
 int ptv_device_identity(struct ptv_store *s, unsigned index, struct ptv_device_identity *out);
+
+/** The identities of devices 0..@n-1, creating the missing ones in one write transaction. */
+int ptv_device_identities(struct ptv_store *s, unsigned n, struct ptv_device_identity *out);

@@ -40,9 +40,9 @@
  * start (counted: overlap). Two programmes with the same channel and start: the first wins
  * (counted: duplicate).
  *
- * Mapping (epg_map.c): a lineup channel takes, in this order, its manual override (PTV_DB_GUIDE_MAP,
- * `plextv guide map`), the guide channel whose id equals its tvg-id, else one whose
- * display-name equals its tvg-name, else its name. Comparisons are case-insensitive (ASCII)
+ * Mapping (epg_map.c): a lineup channel takes, in this order, its manual override
+ * (PTV_DB_GUIDE_MAP, `plextv guide map`), the guide channel whose id equals its tvg-id, else one
+ * whose display-name equals its tvg-name, else its name. Comparisons are case-insensitive (ASCII)
  * with surrounding blanks trimmed and inner runs of blanks folded; among several sources the
  * one added first wins. Programmes of guide channels no lineup channel can take are dropped at
  * import (counted: unmapped), as are those that ended before the retention window (past).
@@ -73,30 +73,30 @@ struct ptv_router;
 struct ptv_lineup;
 struct ptv_lineup_svc;
 
-#define PTV_EPG_MAX_DEPTH	   64
-#define PTV_EPG_MAX_FIELD	   (16u << 10) /* bytes of one text field */
-#define PTV_EPG_MAX_FIELDS	   128	       /* child elements kept per programme */
-#define PTV_EPG_MAX_NAMES	   8	       /* display-names kept per guide channel */
-#define PTV_EPG_MAX_CHANNELS	   200000      /* distinct guide channel ids per document */
-#define PTV_EPG_DEFAULT_LENGTH_S   3600
-#define PTV_EPG_MAX_GAP_S	   (24 * 3600) /* a missing stop takes the next start within this */
-#define PTV_EPG_DEFAULT_REFRESH_S  43200
+#define PTV_EPG_MAX_DEPTH	  64
+#define PTV_EPG_MAX_FIELD	  (16u << 10) /* bytes of one text field */
+#define PTV_EPG_MAX_FIELDS	  128	      /* child elements kept per programme */
+#define PTV_EPG_MAX_NAMES	  8	      /* display-names kept per guide channel */
+#define PTV_EPG_MAX_CHANNELS	  200000      /* distinct guide channel ids per document */
+#define PTV_EPG_DEFAULT_LENGTH_S  3600
+#define PTV_EPG_MAX_GAP_S	  (24 * 3600) /* a missing stop takes the next start within this */
+#define PTV_EPG_DEFAULT_REFRESH_S 43200
 
 /** Per-entry problems, counted by reason (plextv_guide_entry_errors_total{reason}). */
 enum ptv_epg_err {
-	PTV_EPG_ERR_BAD_START = 0,   /* unparsable start: programme dropped */
-	PTV_EPG_ERR_BAD_STOP,	     /* unparsable stop, or not after start: treated as missing */
-	PTV_EPG_ERR_UNKNOWN_TZ,	     /* zone abbreviation we do not know: taken as UTC */
-	PTV_EPG_ERR_NO_CHANNEL,	     /* channel without id / programme without channel: dropped */
-	PTV_EPG_ERR_NO_TITLE,	     /* kept; the output titles it with the channel name */
-	PTV_EPG_ERR_EMPTY,	     /* an empty element (<desc/>, <category></category>): dropped */
-	PTV_EPG_ERR_TOO_LONG,	     /* text over PTV_EPG_MAX_FIELD: cut */
-	PTV_EPG_ERR_TOO_MANY,	     /* fields or names over the caps: dropped */
-	PTV_EPG_ERR_BAD_VALUE,	     /* malformed attribute or value (length units, …): dropped */
-	PTV_EPG_ERR_BAD_EPISODE,     /* xmltv_ns that does not parse: kept as onscreen */
-	PTV_EPG_ERR_DUPLICATE,	     /* same channel and start as an earlier programme: dropped */
-	PTV_EPG_ERR_OVERLAP,	     /* stop cut to the next programme's start */
-	PTV_EPG_ERR_DUP_CHANNEL,     /* a second <channel> with the same id: ignored */
+	PTV_EPG_ERR_BAD_START = 0, /* unparsable start: programme dropped */
+	PTV_EPG_ERR_BAD_STOP,	   /* unparsable stop, or not after start: treated as missing */
+	PTV_EPG_ERR_UNKNOWN_TZ,	   /* zone abbreviation we do not know: taken as UTC */
+	PTV_EPG_ERR_NO_CHANNEL,	   /* channel without id / programme without channel: dropped */
+	PTV_EPG_ERR_NO_TITLE,	   /* kept; the output titles it with the channel name */
+	PTV_EPG_ERR_EMPTY,	   /* an empty element (<desc/>, <category></category>): dropped */
+	PTV_EPG_ERR_TOO_LONG,	   /* text over PTV_EPG_MAX_FIELD: cut */
+	PTV_EPG_ERR_TOO_MANY,	   /* fields or names over the caps: dropped */
+	PTV_EPG_ERR_BAD_VALUE,	   /* malformed attribute or value (length units, …): dropped */
+	PTV_EPG_ERR_BAD_EPISODE,   /* xmltv_ns that does not parse: kept as onscreen */
+	PTV_EPG_ERR_DUPLICATE,	   /* same channel and start as an earlier programme: dropped */
+	PTV_EPG_ERR_OVERLAP,	   /* stop cut to the next programme's start */
+	PTV_EPG_ERR_DUP_CHANNEL,   /* a second <channel> with the same id: ignored */
 	PTV_EPG_ERR_LEADING_GARBAGE, /* bytes before the document (Xtream panels): skipped */
 	PTV_EPG_ERR_BARE_AMPERSAND,  /* '&' not starting a reference ("A&E"): read as "&amp;" */
 	PTV_EPG_ERR_COUNT,
@@ -106,12 +106,12 @@ const char *ptv_epg_error_name(enum ptv_epg_err e);
 
 /** Settings from the [guide] section, shared by import and output. */
 struct ptv_epg_opts {
-	const char *data_dir;	/* DATA_DIR: temporary files go to DATA_DIR/tmp */
+	const char *data_dir; /* DATA_DIR: temporary files go to DATA_DIR/tmp */
 	const char *user_agent;
-	uint64_t max_bytes;	/* decoded document size cap */
-	unsigned timeout_s;	/* wall time for one import: fetch + parse + store */
-	unsigned retention_s;	/* programmes that ended longer ago are dropped / not served */
-	bool dummy;		/* dummy guide for channels without programmes */
+	uint64_t max_bytes;   /* decoded document size cap */
+	unsigned timeout_s;   /* wall time for one import: fetch + parse + store */
+	unsigned retention_s; /* programmes that ended longer ago are dropped / not served */
+	bool dummy;	      /* dummy guide for channels without programmes */
 	unsigned dummy_block_s;
 	unsigned dummy_span_s;	/* how far ahead the dummy guide reaches */
 	double default_shift_h; /* a new source's shift unless --shift-hours */
@@ -130,7 +130,9 @@ struct ptv_epg_import_opts {
 	bool allow_file;      /* local paths allowed (CLI and config, not remote input) */
 	bool has_shift;	      /* shift_h given (else the stored value or the default) */
 	double shift_h;
-	unsigned refresh_s;   /* 0: keep the stored value or 12 h */
+	unsigned refresh_s;	   /* 0: keep the stored value or 12 h */
+	const char *etag;	   /* conditional refresh: validators of the last import */
+	const char *last_modified; /* (NULL: unconditional) */
 };
 
 struct ptv_epg_report {
@@ -143,6 +145,7 @@ struct ptv_epg_report {
 	uint64_t unmapped, past; /* dropped: channel not in the lineup, ended before retention */
 	uint64_t stop_guessed;
 	uint64_t errors[PTV_EPG_ERR_COUNT];
+	bool not_modified; /* conditional refresh: the document did not change, nothing done */
 	double seconds;
 	char error[256];
 };
@@ -188,9 +191,8 @@ struct ptv_epg_render;
  * Starts a document over the enabled channels of @lineup (a reference is taken) at wall time
  * @now. @gzip: the output is a gzip stream. Returns 0 or -ENOMEM.
  */
-int ptv_epg_render_new(struct ptv_store *s, struct ptv_lineup *lineup,
-		       const struct ptv_epg_opts *o, int64_t now, bool gzip,
-		       struct ptv_epg_render **out);
+int ptv_epg_render_new(struct ptv_store *s, struct ptv_lineup *lineup, const struct ptv_epg_opts *o,
+		       int64_t now, bool gzip, struct ptv_epg_render **out);
 /**
  * Appends about @budget bytes of output to @out (at programme boundaries), each call in its own
  * read transaction. Returns 1 when the document is complete, 0 when there is more, or a

@@ -7,6 +7,11 @@
  * Frame: u16 BE type, u16 BE payload length, TLVs, u32 LE CRC-32 (zlib) over everything
  * before it. TLV: u8 tag, length (one byte if <= 127, else two: (len & 0x7F) | 0x80, len >> 7),
  * value. Integers are big-endian.
+ *
+ * Known client limit: libhdhomerun (hdhomerun_config, HDHomeRun apps) keeps at most 28 bytes
+ * of BASE_URL and de-duplicates replies by (source IP, BASE_URL); a longer URL is replaced by
+ * http://IP:80. Virtual devices past the first (".../devices/N") therefore collapse into one
+ * entry there. Jellyfin and Emby ignore BASE_URL; Plex uses SSDP and HTTP.
  */
 #pragma once
 
@@ -67,8 +72,8 @@ struct ptv_hdhr_disc_info {
 int ptv_hdhr_disc_reply(const struct ptv_hdhr_disc_info *d, uint8_t *out, size_t cap);
 
 /** Writes a DISCOVER_REQ (for tests and tools). Returns its length or -ENOSPC. */
-int ptv_hdhr_disc_request(const uint32_t *types, unsigned n_types, bool has_id,
-			  uint32_t device_id, uint8_t *out, size_t cap);
+int ptv_hdhr_disc_request(const uint32_t *types, unsigned n_types, bool has_id, uint32_t device_id,
+			  uint8_t *out, size_t cap);
 
 /* ---- The responder (reactor-only) ---- */
 

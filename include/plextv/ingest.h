@@ -46,7 +46,9 @@
  *   url:  protocol_whitelist = PTV_INGEST_URL_PROTOCOLS, format_whitelist =
  *         PTV_INGEST_URL_FORMATS. Never file, concat, subfile, data, pipe: a remote HLS
  *         playlist cannot reach local files. The scheme of every configured URL is checked
- *         against the whitelist before libavformat sees it.
+ *         before libavformat sees it: http(s), rtsp(s), rtmp*, udp, rtp, srt, rist only (the
+ *         nested tcp/tls/crypto/hls are whitelisted for libavformat's own use, not at top
+ *         level, where tcp://…?listen would even make us a server).
  *   file: protocol_whitelist = "file", format_whitelist = PTV_INGEST_FILE_FORMATS (no hls or
  *         dash, so a local playlist cannot pull other files).
  *   HLS: extension_picky = 0 so IPTV segment URLs like seg.php?n=1 or x.ts?token=… play;
@@ -104,8 +106,10 @@
  *   2 every URL failed to open before any packet was written (parent: 503 + 806);
  *   3 nothing written before the first packet deadline (stall_timeout_ms): a URL opened or
  *     timed out but gave no packet (parent: 503 + 807). Before the first packet each URL is
- *     tried once, in order (no backoff): the parent's tune deadline is short;
- *   4 mid-stream: every URL used up max_reconnects_per_url consecutive failed attempts;
+ *     tried once, in order, no backoff (the parent's tune deadline is short), so the child
+ *     decides within n_urls * stall_timeout_ms at most;
+ *   4 mid-stream: in one outage every URL failed its failover try and max_reconnects_per_url
+ *     reconnects (a file loop that yields no packet counts as a failed attempt);
  *   a signal: crash (the parent restarts with backoff).
  *
  * Reconnect policy (after the first packet): the failing URL is retried after a backoff of
@@ -117,7 +121,8 @@
  *
  * Child hygiene: PR_SET_PDEATHSIG(SIGKILL) (note: it fires when the parent THREAD that forked
  * exits, so spawn from a long-lived thread), PR_SET_NO_NEW_PRIVS, RLIMIT_CORE 0,
- * RLIMIT_FSIZE 0 (no file is ever written), RLIMIT_AS per rlimit_as_mb, SIGPIPE ignored.
+ * RLIMIT_FSIZE 0 when fds 1 and 2 are pipes (no file is ever written), RLIMIT_AS per
+ * rlimit_as_mb (not in ASan/TSan builds), SIGPIPE ignored.
  */
 #pragma once
 

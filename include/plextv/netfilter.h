@@ -52,11 +52,11 @@ enum ptv_disc_drop {
 };
 
 /* Per-source token bucket (requests answered), and one for all sources together. */
-#define PTV_DISC_SRC_RATE   5	/* requests per second per source and protocol */
+#define PTV_DISC_SRC_RATE   5 /* requests per second per source and protocol */
 #define PTV_DISC_SRC_BURST  10
 #define PTV_DISC_ALL_RATE   100 /* requests per second per protocol, all sources */
 #define PTV_DISC_ALL_BURST  200
-#define PTV_DISC_MAX_PREFIX 32	/* configured extra prefixes */
+#define PTV_DISC_MAX_PREFIX 32 /* configured extra prefixes */
 
 /** An IPv4 prefix; @addr in network byte order with the host bits cleared. */
 struct ptv_prefix {
@@ -70,7 +70,7 @@ struct ptv_prefix {
 struct ptv_iface {
 	int ifindex;
 	char name[IF_NAMESIZE];
-	unsigned flags;		/* IFF_UP, IFF_LOOPBACK, IFF_MULTICAST, … */
+	unsigned flags; /* IFF_UP, IFF_LOOPBACK, IFF_MULTICAST, … */
 	unsigned n_addrs;
 	uint32_t addrs[PTV_IFACE_MAX_ADDRS]; /* local addresses, network byte order */
 	uint8_t plen[PTV_IFACE_MAX_ADDRS];   /* their prefix lengths */
@@ -104,8 +104,8 @@ int ptv_netfilter_rescan(struct ptv_netfilter *nf);
  * Watches rtnetlink on @r: after links or IPv4 addresses change (debounced), rescans and calls
  * @changed(@ctx). Returns 0 or a negative errno.
  */
-int ptv_netfilter_watch(struct ptv_netfilter *nf, struct ptv_reactor *r,
-			void (*changed)(void *ctx), void *ctx);
+int ptv_netfilter_watch(struct ptv_netfilter *nf, struct ptv_reactor *r, void (*changed)(void *ctx),
+			void *ctx);
 /** Stops watching (cancels the receive; its completion may still arrive). */
 void ptv_netfilter_unwatch(struct ptv_netfilter *nf);
 
@@ -127,12 +127,10 @@ bool ptv_netfilter_rate_ok(struct ptv_netfilter *nf, enum ptv_disc_proto proto, 
 /* ---- Metrics (plextv_discovery_*), shared by both responders ---- */
 
 /** A datagram reached user space: @bytes of request payload. */
-void ptv_netfilter_count_request(struct ptv_netfilter *nf, enum ptv_disc_proto proto,
-				 size_t bytes);
+void ptv_netfilter_count_request(struct ptv_netfilter *nf, enum ptv_disc_proto proto, size_t bytes);
 void ptv_netfilter_count_drop(struct ptv_netfilter *nf, enum ptv_disc_proto proto,
 			      enum ptv_disc_drop reason);
-void ptv_netfilter_count_reply(struct ptv_netfilter *nf, enum ptv_disc_proto proto,
-			       size_t bytes);
+void ptv_netfilter_count_reply(struct ptv_netfilter *nf, enum ptv_disc_proto proto, size_t bytes);
 
 /** Folds the kernel filter's counters into the metrics (called by the metrics collector). */
 void ptv_netfilter_collect_bpf(struct ptv_netfilter *nf);
@@ -146,11 +144,11 @@ const char *ptv_disc_drop_name(enum ptv_disc_drop d);
 struct ptv_disc_dgram {
 	const uint8_t *data;
 	size_t len;
-	bool truncated;		/* larger than the receive buffer (e.g. a 64 KiB datagram) */
+	bool truncated; /* larger than the receive buffer (e.g. a 64 KiB datagram) */
 	struct sockaddr_in src;
-	int ifindex;		/* interface it arrived on */
-	uint32_t local_addr;	/* our address on that interface (ipi_spec_dst), network order */
-	uint32_t dst_addr;	/* the header's destination: ours, multicast or broadcast */
+	int ifindex;	     /* interface it arrived on */
+	uint32_t local_addr; /* our address on that interface (ipi_spec_dst), network order */
+	uint32_t dst_addr;   /* the header's destination: ours, multicast or broadcast */
 };
 
 #define PTV_DISC_RECV_BUF 2048 /* anything larger is not a discovery request */

@@ -116,7 +116,7 @@ int ptv_relay_tune(struct ptv_relay *relay, struct ptv_http_req *req,
 /** One tuner's state for /status.json. */
 struct ptv_relay_tuner_status {
 	bool in_use;
-	char number[32];   /* GuideNumber */
+	char number[32]; /* GuideNumber */
 	char name[128];
 	char target_ip[48]; /* first viewer's address */
 	uint64_t rate_bps;  /* upstream bit rate, last seconds */

@@ -28,14 +28,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PTV_SSDP_PORT		1900
-#define PTV_SSDP_GROUP		"239.255.255.250"
-#define PTV_SSDP_MAX_ST		256  /* longer ST lines are noise (miniupnpd #267: 1000 colons) */
-#define PTV_SSDP_MAX_PACKET	1460 /* larger datagrams are noise */
-#define PTV_SSDP_MAX_AGE	1800
-#define PTV_SSDP_MX_MAX		5
-#define PTV_SSDP_AMPLIFICATION	2    /* bytes out / bytes in, past the first response */
-#define PTV_SSDP_MEDIASERVER	"urn:schemas-upnp-org:device:MediaServer:1"
+#define PTV_SSDP_PORT	       1900
+#define PTV_SSDP_GROUP	       "239.255.255.250"
+#define PTV_SSDP_MAX_ST	       256  /* longer ST lines are noise (miniupnpd #267: 1000 colons) */
+#define PTV_SSDP_MAX_PACKET    1460 /* larger datagrams are noise */
+#define PTV_SSDP_MAX_AGE       1800
+#define PTV_SSDP_MX_MAX	       5
+#define PTV_SSDP_AMPLIFICATION 2 /* bytes out / bytes in, past the first response */
+#define PTV_SSDP_MEDIASERVER   "urn:schemas-upnp-org:device:MediaServer:1"
 
 struct ptv_reactor;
 struct ptv_netfilter;
@@ -85,8 +85,7 @@ struct ptv_ssdp_adv {
 };
 
 /** Writes the search response for target @t. Returns its length or -ENOSPC. */
-int ptv_ssdp_response(const struct ptv_ssdp_adv *a, enum ptv_ssdp_target t, char *out,
-		      size_t cap);
+int ptv_ssdp_response(const struct ptv_ssdp_adv *a, enum ptv_ssdp_target t, char *out, size_t cap);
 /** Writes a NOTIFY ssdp:alive (@alive) or ssdp:byebye. Returns its length or -ENOSPC. */
 int ptv_ssdp_notify(const struct ptv_ssdp_adv *a, enum ptv_ssdp_target t, bool alive, char *out,
 		    size_t cap);
@@ -97,13 +96,13 @@ struct ptv_ssdp;
 
 struct ptv_ssdp_opts {
 	const struct ptv_disc_reach *reach;
-	uint16_t port;		 /* PTV_SSDP_PORT */
+	uint16_t port;		  /* PTV_SSDP_PORT */
 	unsigned notify_interval; /* seconds between alive rounds, < max-age/2; jittered */
 };
 
 /** Binds the port on @r, joins the group where netfilter says, starts the alive rounds. */
-int ptv_ssdp_start(struct ptv_reactor *r, struct ptv_netfilter *nf,
-		   const struct ptv_ssdp_opts *o, struct ptv_ssdp **out);
+int ptv_ssdp_start(struct ptv_reactor *r, struct ptv_netfilter *nf, const struct ptv_ssdp_opts *o,
+		   struct ptv_ssdp **out);
 int ptv_ssdp_fd(const struct ptv_ssdp *s);
 /** The interface table changed: join/leave the group, announce on new interfaces. */
 void ptv_ssdp_ifaces_changed(struct ptv_ssdp *s);

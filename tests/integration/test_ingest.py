@@ -1,12 +1,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The ingest child (`plextv ingest`, contract in include/plextv/ingest.h) against real
 upstream peers on loopback or in a network namespace made for the test: HTTP TS (ffmpeg),
-live HLS (ffmpeg + nginx, including .php segment URLs), RTMP (nginx-rtmp), RTSP (GStreamer),
-SRT (ffmpeg) and UDP multicast (ffmpeg in a netns). For each: ffprobe finds video and audio,
-and our own TS check finds zero continuity errors, PAT/PMT first and repeated, DTS increasing.
-Faults: upstream killed and restarted mid-stream, failover to a backup URL, dead upstream
-(exit 2), silent upstream (exit 3), stall and frozen video mid-stream, HTML instead of TS,
-hostile HLS playlists whose segments point at local files.
+live HLS and DASH (ffmpeg + nginx; HLS also with .php segment URLs and a variant choice),
+RTMP (nginx-rtmp), RTSP over TCP and UDP (GStreamer), SRT (ffmpeg), UDP and RTP multicast
+(ffmpeg in a netns). For each: ffprobe finds video and audio, and our own TS check finds
+zero continuity errors, PAT/PMT first and repeated, DTS increasing, no gap.
+Faults: upstream killed and restarted mid-stream, failover to a backup URL (at tune time and
+mid-stream), giving up (exit 4), dead upstream (exit 2), silent upstream (exit 3), stall and
+frozen video mid-stream, HTML instead of TS, 404, hostile HLS playlists whose segments or
+keys point at local files, credentials in URLs, headers, EPIPE and parent death.
 
 Cold-open times (spawn to first TS byte) are printed per source type, not asserted.
 """
@@ -45,6 +47,10 @@ class IngestCase(unittest.TestCase):
             c.stop()
         for p in reversed(self.peers):
             p.close()
+        # Every stderr line is a JSON event: anything else is a sanitizer report or a
+        # stray print, and fails the test (the nginx-tests rule).
+        for c in self.children:
+            self.assertFalse(c.evs("UNPARSEABLE"), c.describe())
 
     def peer(self, cls, *a, **kw):
         try:
@@ -193,6 +199,16 @@ class IngestCase(unittest.TestCase):
         self.assertTrue(c.wait_media(before + 3, 15), c.describe())
         self.assertEqual(c.stop(), -9, c.describe())
         sources.assert_ts_ok(self, c.data(), min_seconds=5)
+
+    def test_gives_up_exit_4(self):
+        srv = self.peer(sources.HttpTsServer)
+        c = self.ingest(config([srv.url], max_reconnects_per_url=2))
+        self.assertTrue(c.wait_media(2, 15), c.describe())
+        srv.kill_server()
+        self.assertEqual(c.wait_exit(10), 4, c.describe())
+        self.assertEqual([e["attempt"] for e in c.evs("reconnect")], [1, 2], c.describe())
+        self.assertEqual(c.evs("exit")[-1]["code"], 4)
+        sources.assert_ts_ok(self, c.data(), min_seconds=1)
 
     def test_dead_upstream_exit_2(self):
         url = f"http://127.0.0.1:{sources.free_port()}/x.ts"

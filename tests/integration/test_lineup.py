@@ -301,6 +301,52 @@ class LineupTest(unittest.TestCase):
             self.assertEqual(r.status, 404)
             self.assertEqual(r.headers.get("x-hdhomerun-error"), "801 Unknown Channel")
 
+    def test_url_policy(self):
+        # A playlist fetched over HTTP may not point channels at local files or odd schemes;
+        # relative entries resolve against the playlist's own URL.
+        import http.server
+        import threading
+        text = playlist([
+            dict(name="ok", url="http://127.0.0.1:9/a.ts"),
+            dict(name="relative", url="live/b.m3u8"),
+            dict(name="local file", url="file:///etc/passwd"),
+            dict(name="concat", url="concat:/etc/passwd|/etc/shadow"),
+            dict(name="rtsp", url="rtsp://127.0.0.1:9/cam"),
+        ])
+        body = text.encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        t = threading.Thread(target=httpd.serve_forever, daemon=True)
+        t.start()
+        self.addCleanup(httpd.server_close)
+        self.addCleanup(httpd.shutdown)
+        base = f"http://127.0.0.1:{httpd.server_port}/lists/p.m3u"
+        data = os.path.join(self.tmp, "data")
+        r = self.import_m3u(data, base, "--name", "remote")
+        self.assertIn("bad_url=2", r.stdout)
+        listing = json.loads(run_cli(["channels", "list", "--json", "--data-dir", data]).stdout)
+        urls = {c["name"]: c["urls"][0] for c in listing}
+        self.assertEqual(set(urls), {"ok", "relative", "rtsp"})
+        self.assertEqual(urls["relative"],
+                         f"http://127.0.0.1:{httpd.server_port}/lists/live/b.m3u8")
+        # The operator's own local playlist may use local files (played in a loop).
+        local = os.path.join(self.tmp, "local.m3u")
+        write(local, playlist([dict(name="clip", url="file:///tmp/clip.ts")]))
+        r = self.import_m3u(data, local, "--name", "local")
+        listing = json.loads(run_cli(["channels", "list", "--json", "--data-dir", data]).stdout)
+        clip = [c for c in listing if c["name"] == "clip"][0]
+        self.assertEqual(clip["kind"], "file")
+
     def test_real_playlists_import(self):
         folder = os.path.join(SHARED_DATA, "m3u")
         if not os.path.isdir(folder):

@@ -18,11 +18,14 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "plextv/bpf_loader.h"
@@ -84,9 +87,9 @@ static int run(unsigned proto, const char *saddr, uint16_t sport, size_t payload
 	       uint32_t ifindex)
 {
 	static uint8_t frame[2048];
-	struct __sk_buff ctx = { .ifindex = ifindex };
-	size_t n = craft(frame, saddr, sport, proto == PTV_BPF_PROTO_SSDP ? 1900 : 65001, payload,
-			 l4);
+	struct __sk_buff ctx = {.ifindex = ifindex};
+	size_t n =
+		craft(frame, saddr, sport, proto == PTV_BPF_PROTO_SSDP ? 1900 : 65001, payload, l4);
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = (uint32_t)n,
 		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
 	int ret = bpf_prog_test_run_opts(ptv_bpf_filter_prog_fd(filter, proto), &opts);
@@ -100,15 +103,15 @@ static void stats(uint64_t out[PTV_BPF_STATS_SLOTS])
 	assert_int_equal(ptv_bpf_filter_stats(filter, out), 0);
 }
 
-#define SLOT(p, v) ((p) * PTV_BPF_NVERDICT + (v))
+#define SLOT(p, v) ((p)*PTV_BPF_NVERDICT + (v))
 
 static void test_filter_verdicts(void **state)
 {
 	/* lo is ifindex 1 in every namespace: packets "arrive" there under test_run. */
 	const struct ptv_bpf_rule rules[] = {
-		{ 1, ip("10.1.0.0"), 16, BOTH },
-		{ 7, ip("10.2.0.0"), 16, BOTH },   /* another interface's subnet */
-		{ 0, ip("192.168.50.0"), 24, BOTH }, /* configured: any interface */
+		{1, ip("10.1.0.0"), 16, BOTH},
+		{7, ip("10.2.0.0"), 16, BOTH},	   /* another interface's subnet */
+		{0, ip("192.168.50.0"), 24, BOTH}, /* configured: any interface */
 	};
 	uint64_t before[PTV_BPF_STATS_SLOTS], after[PTV_BPF_STATS_SLOTS];
 	unsigned P = PTV_BPF_PROTO_SSDP;
@@ -121,10 +124,10 @@ static void test_filter_verdicts(void **state)
 	assert_int_equal(run(P, "192.168.50.4", 40000, 100, 17, 1), len); /* configured */
 	assert_int_equal(run(P, "8.8.8.8", 40000, 100, 17, 1), 0);	  /* routed in */
 	assert_int_equal(run(P, "127.0.0.1", 40000, 100, 17, 1), 0);	  /* not listed */
-	assert_int_equal(run(P, "10.1.2.3", 0, 100, 17, 1), 0);	  /* source port 0 */
+	assert_int_equal(run(P, "10.1.2.3", 0, 100, 17, 1), 0);		  /* source port 0 */
 	assert_int_equal(run(P, "10.1.2.3", 40000, 1461, 17, 1), 0);	  /* oversized */
 	assert_int_equal(run(P, "10.1.2.3", 40000, 1460, 17, 1), 20 + 8 + 1460);
-	assert_int_equal(run(P, "10.1.2.3", 40000, 100, 6, 1), 0);	  /* not UDP */
+	assert_int_equal(run(P, "10.1.2.3", 40000, 100, 6, 1), 0); /* not UDP */
 	assert_int_equal(run(PTV_BPF_PROTO_HDHR, "8.8.8.8", 40000, 20, 17, 1), 0);
 	stats(after);
 	assert_int_equal(after[SLOT(P, PTV_BPF_PASS)] - before[SLOT(P, PTV_BPF_PASS)], 3);
@@ -141,8 +144,8 @@ static void test_filter_verdicts(void **state)
 
 static void test_filter_loopback_and_replace(void **state)
 {
-	const struct ptv_bpf_rule lo_all[] = { { 1, 0, 0, BOTH } };
-	const struct ptv_bpf_rule narrow[] = { { 1, ip("10.1.0.0"), 16, BOTH } };
+	const struct ptv_bpf_rule lo_all[] = {{1, 0, 0, BOTH}};
+	const struct ptv_bpf_rule narrow[] = {{1, ip("10.1.0.0"), 16, BOTH}};
 
 	/* {lo, /0}: everything arriving on loopback comes from this host. */
 	assert_int_equal(ptv_bpf_filter_set_rules(filter, lo_all, 1), 0);
@@ -159,8 +162,8 @@ static void test_filter_protocol_bits_merge(void **state)
 {
 	/* A longer prefix must not hide what a shorter one around it admits. */
 	const struct ptv_bpf_rule rules[] = {
-		{ 1, ip("10.0.0.0"), 8, 1u << PTV_BPF_PROTO_SSDP },
-		{ 1, ip("10.1.0.0"), 16, 1u << PTV_BPF_PROTO_HDHR },
+		{1, ip("10.0.0.0"), 8, 1u << PTV_BPF_PROTO_SSDP},
+		{1, ip("10.1.0.0"), 16, 1u << PTV_BPF_PROTO_HDHR},
 	};
 
 	assert_int_equal(ptv_bpf_filter_set_rules(filter, rules, 2), 0);
@@ -172,7 +175,7 @@ static void test_filter_protocol_bits_merge(void **state)
 
 static int udp_socket(const char *addr, uint16_t *port)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
+	struct sockaddr_in sa = {.sin_family = AF_INET};
 	socklen_t len = sizeof(sa);
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
@@ -186,8 +189,8 @@ static int udp_socket(const char *addr, uint16_t *port)
 
 static bool arrives(int rx, uint16_t rx_port, const char *from)
 {
-	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(rx_port) };
-	struct pollfd p = { .fd = rx, .events = POLLIN };
+	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(rx_port)};
+	struct pollfd p = {.fd = rx, .events = POLLIN};
 	uint16_t tx_port;
 	int tx = udp_socket(from, &tx_port);
 	char buf[64];
@@ -203,7 +206,7 @@ static bool arrives(int rx, uint16_t rx_port, const char *from)
 
 static void test_filter_real_socket(void **state)
 {
-	const struct ptv_bpf_rule rules[] = { { 1, ip("127.0.0.2"), 32, BOTH } };
+	const struct ptv_bpf_rule rules[] = {{1, ip("127.0.0.2"), 32, BOTH}};
 	uint16_t port;
 	int rx = udp_socket("127.0.0.1", &port);
 
@@ -217,6 +220,7 @@ static void test_filter_real_socket(void **state)
 /* ---- accounting ---- */
 
 static char cg_dir[1400], cg_root[1400];
+static pid_t child_pid; /* killed at teardown if a failed check left it running */
 
 static bool cgroup2_mount(char *out, size_t len)
 {
@@ -287,6 +291,10 @@ static int cg_setup(void **state)
 static int cg_teardown(void **state)
 {
 	ptv_bpf_account_stop();
+	if (child_pid > 0) {
+		kill(child_pid, SIGKILL);
+		waitpid(child_pid, NULL, 0);
+	}
 	if (cg_dir[0]) {
 		enter_cgroup(cg_root);
 		rmdir(cg_dir);
@@ -297,7 +305,7 @@ static int cg_teardown(void **state)
 /* A connected loopback TCP pair: *srv is the accepted side. */
 static void tcp_pair(int *cli, int *srv)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
+	struct sockaddr_in sa = {.sin_family = AF_INET};
 	socklen_t len = sizeof(sa);
 	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -395,6 +403,68 @@ static void test_account_real_sockets(void **state)
 	close(srv);
 }
 
+/* The ingest child's sockets live inside libavformat: the relay tags them through a pidfd. */
+static void test_account_child_process(void **state)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	struct ptv_bpf_account_counts c;
+	socklen_t len = sizeof(sa);
+	const size_t n = 1u << 20;
+	static char buf[65536];
+	int l, s, pidfd, status;
+	size_t sent = 0;
+	pid_t pid;
+
+	if (!cg_dir[0])
+		skip();
+	if (!ptv_bpf_account_active())
+		assert_int_equal(ptv_bpf_account_start(cg_dir), 0);
+	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	sa.sin_addr.s_addr = ip("127.0.0.1");
+	assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(l, 1), 0);
+	getsockname(l, (struct sockaddr *)&sa, &len);
+	pid = fork();
+	assert_true(pid >= 0);
+	child_pid = pid;
+	if (pid == 0) {
+		/* The "upstream reader": connect, read n bytes, exit. */
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		size_t got = 0;
+
+		close(l); /* else it is tagged too: every socket of the process is */
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
+			_exit(2);
+		while (got < n) {
+			ssize_t r = recv(fd, buf, sizeof(buf), 0);
+
+			if (r <= 0)
+				_exit(3);
+			got += (size_t)r;
+		}
+		_exit(0);
+	}
+	s = accept(l, NULL, NULL);
+	assert_true(s >= 0);
+	pidfd = pidfd_open(pid, 0);
+	assert_true(pidfd >= 0);
+	assert_int_equal(ptv_bpf_account_process(pidfd, pid, 77), 1);
+	while (sent < n) {
+		ssize_t k = send(s, buf, PTV_MIN(sizeof(buf), n - sent), 0);
+
+		assert_true(k > 0);
+		sent += (size_t)k;
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	child_pid = 0;
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(ptv_bpf_account_read(77, &c), 0);
+	assert_int_equal(c.ingress_bytes, n);
+	close(pidfd);
+	close(s);
+	close(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -404,6 +474,7 @@ int main(void)
 		cmocka_unit_test(test_filter_real_socket),
 		cmocka_unit_test(test_account_prog_test_run),
 		cmocka_unit_test(test_account_real_sockets),
+		cmocka_unit_test(test_account_child_process),
 	};
 	int ret;
 

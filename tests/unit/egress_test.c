@@ -22,8 +22,8 @@
 /* ---- sink: collects what would go on the wire ---- */
 
 struct sink {
-	struct ptv_buf out;  /* everything "sent" */
-	size_t queued;	     /* not drained yet */
+	struct ptv_buf out; /* everything "sent" */
+	size_t queued;	    /* not drained yet */
 	unsigned writes;
 	struct ptv_blob *held; /* the chunk of the batch in flight */
 	int fail;
@@ -67,8 +67,8 @@ static void sink_drain(struct sink *s)
 	s->held = NULL;
 }
 
-static const struct ptv_egress_sink sink_ops = { sink_copy, sink_ref, sink_queued };
-static const struct ptv_egress_opts opts = { .batch_ms = 100, .max_lag_ms = 2000 };
+static const struct ptv_egress_sink sink_ops = {sink_copy, sink_ref, sink_queued};
+static const struct ptv_egress_opts opts = {.batch_ms = 100, .max_lag_ms = 2000};
 
 /* ---- ring filling ---- */
 
@@ -81,7 +81,8 @@ static void fill_pkts(struct ptv_ring *r, unsigned count, uint64_t now)
 		assert_int_equal(ptv_ring_reserve(r, now, &p, &len), 0);
 		n = PTV_MIN((size_t)count, len / PTV_TS_PKT);
 		for (size_t i = 0; i < n; i++) {
-			memset(p + i * PTV_TS_PKT, (int)(r->head / PTV_TS_PKT + i) & 0x7f, PTV_TS_PKT);
+			memset(p + i * PTV_TS_PKT, (int)(r->head / PTV_TS_PKT + i) & 0x7f,
+			       PTV_TS_PKT);
 			p[i * PTV_TS_PKT] = PTV_TS_SYNC;
 		}
 		ptv_ring_wrote(r, n * PTV_TS_PKT);
@@ -94,7 +95,7 @@ static void test_cold_start(void **state)
 {
 	struct ptv_ring r;
 	struct ptv_egress e;
-	struct sink s = { 0 };
+	struct sink s = {0};
 
 	assert_int_equal(ptv_ring_init(&r, 8 * PTV_RING_CHUNK, 0), 0);
 	ptv_egress_init(&e, true);
@@ -130,7 +131,7 @@ static void test_warm_start_prefix(void **state)
 {
 	struct ptv_ring r;
 	struct ptv_egress e;
-	struct sink s = { 0 };
+	struct sink s = {0};
 	uint8_t pat[PTV_TS_PKT], pmt[PTV_TS_PKT];
 
 	memset(pat, 0xa0, sizeof(pat));
@@ -157,8 +158,8 @@ static void test_resync(void **state)
 {
 	struct ptv_ring r;
 	struct ptv_egress e;
-	struct sink s = { 0 };
-	uint8_t pat[PTV_TS_PKT] = { 0x47 }, pmt[PTV_TS_PKT] = { 0x47 };
+	struct sink s = {0};
+	uint8_t pat[PTV_TS_PKT] = {0x47}, pmt[PTV_TS_PKT] = {0x47};
 	uint64_t rap;
 
 	assert_int_equal(ptv_ring_init(&r, 4 * PTV_RING_CHUNK, 0), 0);
@@ -281,7 +282,7 @@ static void test_capture_late_viewer(void **state)
 	struct tscheck *chk = calloc(1, sizeof(*chk));
 	struct ptv_ring r;
 	struct ptv_egress e;
-	struct sink s = { 0 };
+	struct sink s = {0};
 	size_t n = 0, half;
 	uint8_t *ts = load_ts("muxjs_test-segment.ts", &n);
 	int video_pid;
@@ -343,10 +344,8 @@ static void test_send_mode_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cold_start),
-		cmocka_unit_test(test_warm_start_prefix),
-		cmocka_unit_test(test_resync),
-		cmocka_unit_test(test_capture_late_viewer),
+		cmocka_unit_test(test_cold_start),	cmocka_unit_test(test_warm_start_prefix),
+		cmocka_unit_test(test_resync),		cmocka_unit_test(test_capture_late_viewer),
 		cmocka_unit_test(test_send_mode_names),
 	};
 

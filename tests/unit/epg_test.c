@@ -49,7 +49,7 @@ static void quiet_sink(const char *line, size_t len, void *ctx)
 
 static struct ptv_store *store_open(struct fixture *f, size_t map, size_t max)
 {
-	struct ptv_store_opts so = { .map_size = map, .map_max = max };
+	struct ptv_store_opts so = {.map_size = map, .map_max = max};
 	struct ptv_store *s = NULL;
 
 	assert_int_equal(ptv_store_open(f->data, &so, &s), 0);
@@ -69,13 +69,13 @@ static int setup(void **state)
 	snprintf(f->data, sizeof(f->data), "%s/data", f->dir);
 	f->s = store_open(f, 0, 0);
 	f->now = (int64_t)ptv_wall_seconds();
-	f->o = (struct ptv_epg_opts){ .data_dir = f->data,
-				      .max_bytes = 64u << 20,
-				      .timeout_s = 120,
-				      .retention_s = 86400,
-				      .dummy = true,
-				      .dummy_block_s = 3600,
-				      .dummy_span_s = 24 * 3600 };
+	f->o = (struct ptv_epg_opts){.data_dir = f->data,
+				     .max_bytes = 64u << 20,
+				     .timeout_s = 120,
+				     .retention_s = 86400,
+				     .dummy = true,
+				     .dummy_block_s = 3600,
+				     .dummy_span_s = 24 * 3600};
 	*state = f;
 	return 0;
 }
@@ -111,20 +111,21 @@ static char *write_file(struct fixture *f, const char *name, const void *data, s
 /* Lineup from an M3U through the real importer. */
 static void seed_lineup(struct fixture *f, const char *m3u)
 {
-	struct ptv_import_m3u_opts mo = { .allow_file = true, .name = "iptv" };
+	struct ptv_import_m3u_opts mo = {.allow_file = true, .name = "iptv"};
 	struct ptv_import_report rep;
 
 	mo.location = write_file(f, "lineup.m3u", m3u, strlen(m3u));
 	assert_int_equal(ptv_sources_import_m3u(f->s, &mo, &rep), 0);
 }
 
-static const char *LINEUP = "#EXTM3U\n"
-			    "#EXTINF:-1 tvg-id=\"a.tv\" tvg-chno=\"1\",Alpha\nhttp://x/1\n"
-			    "#EXTINF:-1 tvg-name=\"Bee\" tvg-chno=\"2\",Channel Two\nhttp://x/2\n"
-			    "#EXTINF:-1 tvg-chno=\"3\",Sea  Channel\nhttp://x/3\n"
-			    "#EXTINF:-1 tvg-chno=\"4\",No Guide\nhttp://x/4\n"
-			    "#EXTINF:-1 tvg-id=\"shift.tv\" tvg-shift=\"2\" tvg-chno=\"5\",Shifted\n"
-			    "http://x/5\n";
+static const char *LINEUP =
+	"#EXTM3U\n"
+	"#EXTINF:-1 tvg-id=\"a.tv\" tvg-chno=\"1\",Alpha\nhttp://x/1\n"
+	"#EXTINF:-1 tvg-name=\"Bee\" tvg-chno=\"2\",Channel Two\nhttp://x/2\n"
+	"#EXTINF:-1 tvg-chno=\"3\",Sea  Channel\nhttp://x/3\n"
+	"#EXTINF:-1 tvg-chno=\"4\",No Guide\nhttp://x/4\n"
+	"#EXTINF:-1 tvg-id=\"shift.tv\" tvg-shift=\"2\" tvg-chno=\"5\",Shifted\n"
+	"http://x/5\n";
 
 /* An XMLTV time @rel seconds from now, on an hour boundary (so dummy blocks line up). */
 static const char *ts(struct fixture *f, int64_t rel)
@@ -144,7 +145,7 @@ static int64_t at(struct fixture *f, int64_t rel)
 
 static int import_xml(struct fixture *f, const char *xml, struct ptv_epg_report *rep)
 {
-	struct ptv_epg_import_opts io = { .name = "guide", .allow_file = true };
+	struct ptv_epg_import_opts io = {.name = "guide", .allow_file = true};
 
 	io.location = write_file(f, "guide.xml", xml, strlen(xml));
 	return ptv_epg_import(f->s, &f->o, &io, rep);
@@ -169,7 +170,7 @@ struct list_ctx {
 static int list_txn(MDB_txn *txn, void *arg)
 {
 	struct list_ctx *l = arg;
-	MDB_val k = { strlen(l->number), (void *)l->number }, v;
+	MDB_val k = {strlen(l->number), (void *)l->number}, v;
 	uint8_t key[EPG_PKEY_LEN];
 	struct ptv_chanrec r;
 	MDB_cursor *cur;
@@ -178,14 +179,14 @@ static int list_txn(MDB_txn *txn, void *arg)
 
 	assert_int_equal(mdb_get(txn, ptv_store_dbi(l->s, PTV_DB_NUMBERS), &k, &v), 0);
 	id = epg_be32(v.mv_data);
-	k = (MDB_val){ 4, &(uint32_t){ htonl(id) } };
+	k = (MDB_val){4, &(uint32_t){htonl(id)}};
 	assert_int_equal(mdb_get(txn, ptv_store_dbi(l->s, PTV_DB_CHANNELS), &k, &v), 0);
 	assert_int_equal(ptv_chanrec_decode(v.mv_data, v.mv_size, &r), 0);
 	if (epg_resolve(txn, l->s, id, r.tvg_id.p, r.tvg_name.p, r.name.p, &gkey, &l->how))
 		return 0;
 	assert_int_equal(mdb_cursor_open(txn, ptv_store_dbi(l->s, PTV_DB_PROGRAMMES), &cur), 0);
 	epg_pkey(key, gkey, 0);
-	k = (MDB_val){ sizeof(key), key };
+	k = (MDB_val){sizeof(key), key};
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	     !rc && epg_pkey_gkey(k.mv_data) == gkey && l->n < 64;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
@@ -221,8 +222,11 @@ static struct list_ctx *programmes(struct fixture *f, const char *number)
 
 static struct ptv_lineup *lineup_of(struct fixture *f)
 {
-	struct lineup_build_opts lo = { .store = f->s, .base_url = "http://127.0.0.1:1",
-					.friendly_name = "T", .tuners = 2, .device_max = 1000 };
+	struct lineup_build_opts lo = {.store = f->s,
+				       .base_url = "http://127.0.0.1:1",
+				       .friendly_name = "T",
+				       .tuners = 2,
+				       .device_max = 1000};
 	struct ptv_lineup *l = NULL;
 
 	assert_int_equal(ptv_lineup_build(&lo, &l), 0);
@@ -233,7 +237,7 @@ static char *render(struct fixture *f, bool gzip, size_t budget, size_t *len)
 {
 	struct ptv_lineup *l = lineup_of(f);
 	struct ptv_epg_render *r = NULL;
-	struct ptv_buf out = { 0 };
+	struct ptv_buf out = {0};
 	int ret;
 
 	assert_int_equal(ptv_epg_render_new(f->s, l, &f->o, f->now, gzip, &r), 0);
@@ -329,8 +333,8 @@ static void test_helpers(void **state)
 
 static void test_record_roundtrip(void **state)
 {
-	struct epg_prog p = { 0 };
-	struct ptv_buf out = { 0 };
+	struct epg_prog p = {0};
+	struct ptv_buf out = {0};
 	struct epg_rec r;
 	struct epg_rec_field fl;
 	uint8_t order[8];
@@ -338,17 +342,17 @@ static void test_record_roundtrip(void **state)
 
 	/* Fields out of DTD order come back sorted; same-type order is kept. */
 	ptv_buf_append(&p.data, "c\0", 2);
-	p.fields[p.n_fields++] = (struct epg_pfield){ EPG_F_CATEGORY, 0, (uint32_t)p.data.len, 5 };
+	p.fields[p.n_fields++] = (struct epg_pfield){EPG_F_CATEGORY, 0, (uint32_t)p.data.len, 5};
 	ptv_buf_append(&p.data, "en\0A\0", 5);
-	p.fields[p.n_fields++] = (struct epg_pfield){ EPG_F_TITLE, 0, (uint32_t)p.data.len, 5 };
+	p.fields[p.n_fields++] = (struct epg_pfield){EPG_F_TITLE, 0, (uint32_t)p.data.len, 5};
 	ptv_buf_append(&p.data, "en\0T\0", 5);
-	p.fields[p.n_fields++] = (struct epg_pfield){ EPG_F_CATEGORY, 0, (uint32_t)p.data.len, 5 };
+	p.fields[p.n_fields++] = (struct epg_pfield){EPG_F_CATEGORY, 0, (uint32_t)p.data.len, 5};
 	ptv_buf_append(&p.data, "en\0B\0", 5);
-	p.fields[p.n_fields++] = (struct epg_pfield){ EPG_F_CREDIT, EPG_C_ACTOR,
-						      (uint32_t)p.data.len, 6 };
+	p.fields[p.n_fields++] =
+		(struct epg_pfield){EPG_F_CREDIT, EPG_C_ACTOR, (uint32_t)p.data.len, 6};
 	ptv_buf_append(&p.data, "Ann\0r\0", 6);
-	p.fields[p.n_fields++] = (struct epg_pfield){ EPG_F_CREDIT, EPG_C_DIRECTOR,
-						      (uint32_t)p.data.len, 6 };
+	p.fields[p.n_fields++] =
+		(struct epg_pfield){EPG_F_CREDIT, EPG_C_DIRECTOR, (uint32_t)p.data.len, 6};
 	ptv_buf_append(&p.data, "Bob\0\0\0", 6);
 	assert_int_equal(epg_rec_encode(&p, 1800, &out), 0);
 	assert_int_equal(epg_rec_open(out.data, out.len, &r), 0);
@@ -410,7 +414,7 @@ static int count_prog(struct epg_prog *p, void *arg)
 	return 0;
 }
 
-static const struct epg_parse_ops count_ops = { count_chan, count_prog };
+static const struct epg_parse_ops count_ops = {count_chan, count_prog};
 
 static int parse_str(const char *xml, struct counts *c, struct epg_parse_stats *st)
 {
@@ -452,19 +456,19 @@ static const struct {
 	const char *file;
 	uint64_t programmes;
 } shared_files[] = {
-	{ "cereslabx-us-tv-epg_epg.xml", 10848 },
-	{ "rakuten-fi-epg_epg.xml", 9141 },
-	{ "xmltv-t_test.xml", 1 },
-	{ "fluxiontv-epg_xtream-codes_epg.xml", 2345 },
-	{ "epg-tc_epg_oneline_es.xml", 1101 },
-	{ "epgmn_weekly_epg_updated_mongolian.xml", 2215 },
-	{ "xmltv-t_empty.xml", 0 },
-	{ "xmltv-t_attrs.xml", 1 },
-	{ "xmltv-t_x-whatever.xml", 2 },
-	{ "xmltv-t_dups.xml", 7 },
-	{ "xmltv-t_clump.xml", 2 },
-	{ "jellyfin_notitle.xml", 1 },
-	{ "jellyfin_emptycategory.xml", 1 },
+	{"cereslabx-us-tv-epg_epg.xml", 10848},
+	{"rakuten-fi-epg_epg.xml", 9141},
+	{"xmltv-t_test.xml", 1},
+	{"fluxiontv-epg_xtream-codes_epg.xml", 2345},
+	{"epg-tc_epg_oneline_es.xml", 1101},
+	{"epgmn_weekly_epg_updated_mongolian.xml", 2215},
+	{"xmltv-t_empty.xml", 0},
+	{"xmltv-t_attrs.xml", 1},
+	{"xmltv-t_x-whatever.xml", 2},
+	{"xmltv-t_dups.xml", 7},
+	{"xmltv-t_clump.xml", 2},
+	{"jellyfin_notitle.xml", 1},
+	{"jellyfin_emptycategory.xml", 1},
 };
 
 static void test_parse_shared_files(void **state)
@@ -479,8 +483,8 @@ static void test_parse_shared_files(void **state)
 	}
 	while ((de = readdir(d))) {
 		size_t nlen = strlen(de->d_name), len;
-		struct epg_parse_stats st = { 0 };
-		struct counts c = { 0 };
+		struct epg_parse_stats st = {0};
+		struct counts c = {0};
 		char path[2048], *data;
 		int ret;
 
@@ -547,14 +551,15 @@ static void test_parse_fields(void **state)
 	assert_int_equal(c.channels, 1);
 	assert_int_equal(st.errors[PTV_EPG_ERR_LEADING_GARBAGE], 1);
 	/* Bad entries are counted and dropped or repaired, not fatal. */
-	assert_int_equal(parse_str("<tv><programme start=\"soon\" channel=\"a\"><title>x</title>"
-				   "</programme><programme start=\"20250101000000\"><title>y</title>"
-				   "</programme><programme start=\"20250101000000\" stop=\"2024\" "
-				   "channel=\"a\"><desc/><category></category><episode-num "
-				   "system=\"xmltv_ns\">S01E02</episode-num><length units=\"days\">"
-				   "1</length></programme></tv>",
-				   &c, &st),
-			 0);
+	assert_int_equal(
+		parse_str("<tv><programme start=\"soon\" channel=\"a\"><title>x</title>"
+			  "</programme><programme start=\"20250101000000\"><title>y</title>"
+			  "</programme><programme start=\"20250101000000\" stop=\"2024\" "
+			  "channel=\"a\"><desc/><category></category><episode-num "
+			  "system=\"xmltv_ns\">S01E02</episode-num><length units=\"days\">"
+			  "1</length></programme></tv>",
+			  &c, &st),
+		0);
 	assert_int_equal(c.programmes, 1);
 	assert_int_equal(c.titles, 0);
 	assert_int_equal(c.last_stop, -1);
@@ -571,7 +576,7 @@ static void test_parse_fields(void **state)
 static void test_parse_caps(void **state)
 {
 	struct epg_parse_stats st;
-	struct ptv_buf b = { 0 };
+	struct ptv_buf b = {0};
 	struct counts c;
 
 	/* A 100 KB title is cut at PTV_EPG_MAX_FIELD on a UTF-8 boundary. */
@@ -593,7 +598,7 @@ static void test_parse_caps(void **state)
 
 static char *billion_laughs(void)
 {
-	struct ptv_buf b = { 0 };
+	struct ptv_buf b = {0};
 
 	ptv_buf_puts(&b, "<?xml version=\"1.0\"?>\n<!DOCTYPE tv [\n<!ENTITY lol0 \"lol\">\n");
 	for (int i = 1; i < 10; i++) {
@@ -610,7 +615,7 @@ static char *billion_laughs(void)
 
 static char *deep_nesting(unsigned depth)
 {
-	struct ptv_buf b = { 0 };
+	struct ptv_buf b = {0};
 
 	ptv_buf_puts(&b, "<tv>");
 	for (unsigned i = 0; i < depth; i++)
@@ -708,8 +713,10 @@ static void test_import_mapping(void **state)
 		 "<display-name>SEA CHANNEL</display-name></channel>\n"
 		 "<channel id=\"z\"><display-name>Zed</display-name></channel>\n"
 		 "<channel id=\"shift.tv\"><display-name>S</display-name></channel>\n"
-		 "<programme start=\"%s\" stop=\"%s\" channel=\"A.TV\"><title>a1</title></programme>\n"
-		 "<programme start=\"%s\" stop=\"%s\" channel=\"A.TV\"><title>a2</title></programme>\n"
+		 "<programme start=\"%s\" stop=\"%s\" "
+		 "channel=\"A.TV\"><title>a1</title></programme>\n"
+		 "<programme start=\"%s\" stop=\"%s\" "
+		 "channel=\"A.TV\"><title>a2</title></programme>\n"
 		 "<programme start=\"%s\" stop=\"%s\" channel=\"b\"><title>b1</title></programme>\n"
 		 "<programme start=\"%s\" stop=\"%s\" channel=\"c\"><title>c1</title></programme>\n"
 		 "<programme start=\"%s\" stop=\"%s\" channel=\"z\"><title>z1</title></programme>\n"
@@ -717,8 +724,9 @@ static void test_import_mapping(void **state)
 		 "</programme>\n"
 		 "<programme start=\"%s\" stop=\"%s\" channel=\"nochan\"><title>n1</title>"
 		 "</programme>\n</tv>\n",
-		 ts(f, 0), ts(f, HOUR), ts(f, HOUR), ts(f, 2 * HOUR), ts(f, 0), ts(f, HOUR), ts(f, 0),
-		 ts(f, HOUR), ts(f, 0), ts(f, HOUR), ts(f, 0), ts(f, HOUR), ts(f, 0), ts(f, HOUR));
+		 ts(f, 0), ts(f, HOUR), ts(f, HOUR), ts(f, 2 * HOUR), ts(f, 0), ts(f, HOUR),
+		 ts(f, 0), ts(f, HOUR), ts(f, 0), ts(f, HOUR), ts(f, 0), ts(f, HOUR), ts(f, 0),
+		 ts(f, HOUR));
 	assert_int_equal(import_xml(f, xml, &rep), 0);
 	assert_int_equal(rep.programmes_in, 7);
 	assert_int_equal(rep.programmes, 5);
@@ -759,8 +767,8 @@ static void test_import_mapping(void **state)
 static void test_import_times(void **state)
 {
 	struct fixture *f = *state;
-	struct ptv_epg_import_opts io = { .name = "guide", .allow_file = true, .has_shift = true,
-					  .shift_h = -1.5 };
+	struct ptv_epg_import_opts io = {
+		.name = "guide", .allow_file = true, .has_shift = true, .shift_h = -1.5};
 	struct ptv_epg_report rep;
 	struct list_ctx *l;
 	char xml[4096], local[32], nosec[32];
@@ -928,7 +936,7 @@ static void test_import_failures_keep_guide(void **state)
 static void test_import_size_cap_gzip_bomb(void **state)
 {
 	struct fixture *f = *state;
-	struct ptv_epg_import_opts io = { .name = "guide", .allow_file = true };
+	struct ptv_epg_import_opts io = {.name = "guide", .allow_file = true};
 	struct ptv_epg_report rep;
 	char xml[8192], path[256];
 	gzFile gz;
@@ -970,7 +978,7 @@ static void test_import_map_full(void **state)
 {
 	struct fixture *f = *state;
 	struct ptv_epg_report rep;
-	struct ptv_buf b = { 0 };
+	struct ptv_buf b = {0};
 	char xml[8192];
 	uint64_t v;
 
@@ -1023,7 +1031,7 @@ static void test_shared_files_import(void **state)
 	seed_lineup(f, LINEUP);
 	f->o.retention_s = 36500u * 86400u; /* the test files are from 2000 to 2026 */
 	while ((de = readdir(d))) {
-		struct ptv_epg_import_opts io = { .allow_file = true };
+		struct ptv_epg_import_opts io = {.allow_file = true};
 		struct ptv_epg_report rep;
 		size_t nlen = strlen(de->d_name);
 		char path[2048];
@@ -1049,8 +1057,8 @@ static void test_output(void **state)
 {
 	struct fixture *f = *state;
 	struct ptv_epg_report rep;
-	struct epg_parse_stats st = { 0 };
-	struct counts c = { 0 };
+	struct epg_parse_stats st = {0};
+	struct counts c = {0};
 	char xml[8192], *doc, *doc2, *gz;
 	size_t len, len2, gzlen;
 	uLongf plain_len;
@@ -1060,7 +1068,8 @@ static void test_output(void **state)
 	snprintf(xml, sizeof(xml),
 		 "<tv><channel id=\"a.tv\"><display-name>A</display-name>"
 		 "<icon src=\"http://logo/a.png\"/></channel>"
-		 "<programme start=\"%s\" stop=\"%s\" channel=\"a.tv\"><title lang=\"en\">News &amp; "
+		 "<programme start=\"%s\" stop=\"%s\" channel=\"a.tv\"><title lang=\"en\">News "
+		 "&amp; "
 		 "more</title><sub-title>Sub</sub-title><desc lang=\"en\">D</desc><credits><actor "
 		 "role=\"Him\">Ann</actor><director>Bob</director></credits><date>2024-05-06"
 		 "</date><category lang=\"en\">News</category><category>Series</category>"
@@ -1102,7 +1111,7 @@ static void test_output(void **state)
 	doc2 = malloc(len + 1);
 	plain_len = len + 1;
 	{
-		z_stream z = { 0 };
+		z_stream z = {0};
 
 		assert_int_equal(inflateInit2(&z, 15 + 16), Z_OK);
 		z.next_in = (Bytef *)gz;
@@ -1130,7 +1139,7 @@ static void test_output_empty_store(void **state)
 {
 	struct fixture *f = *state;
 	struct ptv_epg_render *r;
-	struct ptv_buf out = { 0 };
+	struct ptv_buf out = {0};
 
 	/* No lineup snapshot yet: a valid empty document. */
 	assert_int_equal(ptv_epg_render_new(f->s, NULL, &f->o, f->now, false, &r), 0);
@@ -1144,7 +1153,7 @@ static void test_output_empty_store(void **state)
 
 static void test_report_format(void **state)
 {
-	struct ptv_epg_report r = { .programmes = 5, .channels = 3, .channels_kept = 2 };
+	struct ptv_epg_report r = {.programmes = 5, .channels = 3, .channels_kept = 2};
 	char buf[1024];
 
 	r.errors[PTV_EPG_ERR_OVERLAP] = 2;

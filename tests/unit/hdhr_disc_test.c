@@ -22,9 +22,9 @@ static void quiet_sink(const char *line, size_t len, void *ctx)
 }
 
 /* Jellyfin's fixed probe (HdHomerunManager): wildcard type, wildcard id, CRC 0x8F7DCC73 LE. */
-static const uint8_t jellyfin_probe[] = { 0x00, 0x02, 0x00, 0x0C, 0x01, 0x04, 0xFF,
-					  0xFF, 0xFF, 0xFF, 0x02, 0x04, 0xFF, 0xFF,
-					  0xFF, 0xFF, 0x73, 0xCC, 0x7D, 0x8F };
+static const uint8_t jellyfin_probe[] = {0x00, 0x02, 0x00, 0x0C, 0x01, 0x04, 0xFF,
+					 0xFF, 0xFF, 0xFF, 0x02, 0x04, 0xFF, 0xFF,
+					 0xFF, 0xFF, 0x73, 0xCC, 0x7D, 0x8F};
 
 static void test_crc_vectors(void **state)
 {
@@ -49,7 +49,7 @@ static void test_jellyfin_probe(void **state)
 static void test_request_roundtrip(void **state)
 {
 	uint8_t buf[64];
-	uint32_t tuner = PTV_HDHR_DEVICE_TYPE_TUNER, multi[] = { 5, 1 }, storage = 5;
+	uint32_t tuner = PTV_HDHR_DEVICE_TYPE_TUNER, multi[] = {5, 1}, storage = 5;
 	struct ptv_hdhr_disc_req req;
 	int n;
 
@@ -80,8 +80,8 @@ static void test_request_roundtrip(void **state)
 static void test_malformed(void **state)
 {
 	struct ptv_hdhr_disc_req req;
-	uint8_t p[sizeof(jellyfin_probe)], big[PTV_HDHR_MAX_PACKET + 1] = { 0 };
-	uint8_t reply_frame[8] = { 0x00, 0x03, 0x00, 0x00 }, tlv[16];
+	uint8_t p[sizeof(jellyfin_probe)], big[PTV_HDHR_MAX_PACKET + 1] = {0};
+	uint8_t reply_frame[8] = {0x00, 0x03, 0x00, 0x00}, tlv[16];
 	uint32_t crc;
 
 	assert_int_equal(ptv_hdhr_disc_parse(jellyfin_probe, 7, &req), -EMSGSIZE);
@@ -100,8 +100,8 @@ static void test_malformed(void **state)
 	assert_int_equal(ptv_hdhr_disc_parse(reply_frame, 8, &req), -ENOMSG);
 	/* TLV whose length runs past the payload; DEVICE_TYPE of 3 bytes. */
 	{
-		const uint8_t bad1[] = { 0x00, 0x02, 0x00, 0x03, 0x01, 0x09, 0xFF };
-		const uint8_t bad2[] = { 0x00, 0x02, 0x00, 0x05, 0x01, 0x03, 0xFF, 0xFF, 0xFF };
+		const uint8_t bad1[] = {0x00, 0x02, 0x00, 0x03, 0x01, 0x09, 0xFF};
+		const uint8_t bad2[] = {0x00, 0x02, 0x00, 0x05, 0x01, 0x03, 0xFF, 0xFF, 0xFF};
 
 		memcpy(tlv, bad1, sizeof(bad1));
 		crc = ptv_hdhr_crc32(tlv, sizeof(bad1));
@@ -117,12 +117,12 @@ static void test_malformed(void **state)
 static void test_unknown_long_tlv_skipped(void **state)
 {
 	/* A 200-byte unknown tag uses the two-byte length form: 0xC8 0x01. */
-	uint8_t p[4 + 3 + 200 + 6 + 4] = { 0x00, 0x02, 0x00, 3 + 200 + 6, 0x7E, 0xC8, 0x01 };
+	uint8_t p[4 + 3 + 200 + 6 + 4] = {0x00, 0x02, 0x00, 3 + 200 + 6, 0x7E, 0xC8, 0x01};
 	struct ptv_hdhr_disc_req req;
 	size_t off = 7 + 200;
 	uint32_t crc;
 
-	memcpy(p + off, (const uint8_t[]){ 0x01, 0x04, 0x00, 0x00, 0x00, 0x01 }, 6);
+	memcpy(p + off, (const uint8_t[]){0x01, 0x04, 0x00, 0x00, 0x00, 0x01}, 6);
 	off += 6;
 	crc = ptv_hdhr_crc32(p, off);
 	memcpy(p + off, &crc, 4);
@@ -229,10 +229,10 @@ static void test_libhdhomerun_reads_reply(void **state)
 	struct pkt_t {
 		uint8_t *pos, *start, *end, *limit;
 		uint8_t buffer[3074];
-	} *pkt;
+	} * pkt;
 	void *lib = dlopen("libhdhomerun.so.4", RTLD_NOW);
-	struct ptv_hdhr_disc_info info = { 0x10539F7Au, 2, "http://10.0.0.1:5004",
-					   "http://10.0.0.1:5004/lineup.json", "authauthauth" };
+	struct ptv_hdhr_disc_info info = {0x10539F7Au, 2, "http://10.0.0.1:5004",
+					  "http://10.0.0.1:5004/lineup.json", "authauthauth"};
 	void *(*create)(void);
 	void (*destroy)(void *);
 	int (*open_frame)(void *, uint16_t *);

@@ -324,7 +324,7 @@ static void loop_file(const char *path, double min_s)
 }
 
 /* A scrambled input: whatever comes out must still be valid TS, and the child must not die. */
-static void loop_file_valid(const char *path)
+static void loop_file_valid(const char *path, size_t min_packets)
 {
 	struct run_opts o = {.loops = 3, .timeout_s = 60};
 	struct ts_report rep;
@@ -342,6 +342,9 @@ static void loop_file_valid(const char *path)
 	assert_int_equal(rep.sync_errors, 0);
 	assert_int_equal(rep.cc_errors, 0);
 	assert_int_equal(rep.dts_backwards, 0);
+	if (rep.packets < min_packets)
+		print_error("%s: %zu TS packets, events:\n%s\n", path, rep.packets, r.ev);
+	assert_true(rep.packets >= min_packets);
 	free(r.ts);
 }
 
@@ -414,9 +417,11 @@ static void test_cfg_errors(void **state)
 		struct ing_cfg c;
 		char err[256] = "";
 
-		if (parse(bad[i], &c, err, sizeof(err)) != -EINVAL)
+		int ret = parse(bad[i], &c, err, sizeof(err));
+
+		if (ret != -EINVAL)
 			print_error("accepted: %s\n", bad[i]);
-		assert_int_equal(parse(bad[i], &c, err, sizeof(err)), -EINVAL);
+		assert_int_equal(ret, -EINVAL);
 		assert_true(err[0]);
 		/* Messages name keys, never values (URLs carry credentials). */
 		assert_null(strstr(err, "http://"));
@@ -546,13 +551,52 @@ static void test_shared_samples_loop(void **state)
 		/* Samples are 0.6-10 s long: three loops give at least ~1.5 s. test-143 is
 		 * scrambled: no decodable audio or video comes out, only its subtitles. */
 		if (strstr(de->d_name, "test-143"))
-			loop_file_valid(path);
+			loop_file_valid(path, 0);
 		else
 			loop_file(path, 1.0);
 		n++;
 	}
 	closedir(d);
 	assert_true(n > 0);
+}
+
+/* RELIABILITY U6: garbage inside a TS (lost sync, random packets, a torn packet) must not
+ * crash the child, and what comes out stays valid TS. */
+static void test_corrupted_input(void **state)
+{
+	char src[4096], path[] = "/tmp/ptv-ingest-corrupt-XXXXXX";
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	uint8_t *d;
+	size_t len;
+	FILE *f;
+	int fd;
+
+	snprintf(src, sizeof(src), "%s/share/demo/demo-2.ts", source_dir());
+	f = fopen(src, "rb");
+	assert_non_null(f);
+	d = malloc(4 << 20);
+	len = fread(d, 1, 4 << 20, f);
+	fclose(f);
+	for (size_t i = 0; i + TS <= len; i += TS) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		if (x % 40 == 0) /* a packet of noise, sync byte and all */
+			for (size_t j = 0; j < TS; j++)
+				d[i + j] = (uint8_t)(x >> (j % 56));
+		else if (x % 40 == 1) /* a flipped bit in the payload */
+			d[i + 4 + x % 184] ^= 0x10;
+	}
+	/* lost sync: 1000 random bytes in the middle */
+	memmove(d + len / 2 + 1000, d + len / 2, len - len / 2);
+	for (size_t j = 0; j < 1000; j++)
+		d[len / 2 + j] = (uint8_t)(j * 131);
+	len += 1000;
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, d, len - 77), (ssize_t)(len - 77)); /* and a torn end */
+	close(fd);
+	loop_file_valid(path, 5000); /* the clean file gives ~3000 per loop */
+	unlink(path);
+	free(d);
 }
 
 static void test_realtime_pacing(void **state)
@@ -695,6 +739,7 @@ int main(void)
 		cmocka_unit_test(test_end_of_file),
 		cmocka_unit_test(test_demo_loops),
 		cmocka_unit_test(test_shared_samples_loop),
+		cmocka_unit_test(test_corrupted_input),
 		cmocka_unit_test(test_realtime_pacing),
 	};
 

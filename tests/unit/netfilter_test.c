@@ -30,7 +30,7 @@ static uint32_t ip(const char *s)
 
 static struct sockaddr_in src(const char *addr, uint16_t port)
 {
-	struct sockaddr_in s = { .sin_family = AF_INET, .sin_port = htons(port) };
+	struct sockaddr_in s = {.sin_family = AF_INET, .sin_port = htons(port)};
 
 	s.sin_addr.s_addr = ip(addr);
 	return s;
@@ -40,29 +40,29 @@ static struct sockaddr_in src(const char *addr, uint16_t port)
 static void table(struct ptv_iface ifs[4])
 {
 	memset(ifs, 0, 4 * sizeof(*ifs));
-	ifs[0] = (struct ptv_iface){ .ifindex = 1, .name = "lo", .flags = IFF_UP | IFF_LOOPBACK,
-				     .n_addrs = 1 };
+	ifs[0] = (struct ptv_iface){
+		.ifindex = 1, .name = "lo", .flags = IFF_UP | IFF_LOOPBACK, .n_addrs = 1};
 	ifs[0].addrs[0] = ip("127.0.0.1");
 	ifs[0].plen[0] = 8;
-	ifs[1] = (struct ptv_iface){ .ifindex = 2, .name = "eth0", .flags = IFF_UP | IFF_MULTICAST,
-				     .n_addrs = 2 };
+	ifs[1] = (struct ptv_iface){
+		.ifindex = 2, .name = "eth0", .flags = IFF_UP | IFF_MULTICAST, .n_addrs = 2};
 	ifs[1].addrs[0] = ip("10.0.0.5");
 	ifs[1].plen[0] = 24;
 	ifs[1].addrs[1] = ip("172.16.0.1");
 	ifs[1].plen[1] = 16;
-	ifs[2] = (struct ptv_iface){ .ifindex = 3, .name = "wlan0", .flags = IFF_MULTICAST,
-				     .n_addrs = 1 };
+	ifs[2] = (struct ptv_iface){
+		.ifindex = 3, .name = "wlan0", .flags = IFF_MULTICAST, .n_addrs = 1};
 	ifs[2].addrs[0] = ip("192.168.7.2");
 	ifs[2].plen[0] = 24;
-	ifs[3] = (struct ptv_iface){ .ifindex = 4, .name = "eth1", .flags = IFF_UP | IFF_MULTICAST,
-				     .n_addrs = 1 };
+	ifs[3] = (struct ptv_iface){
+		.ifindex = 4, .name = "eth1", .flags = IFF_UP | IFF_MULTICAST, .n_addrs = 1};
 	ifs[3].addrs[0] = ip("10.9.9.1");
 	ifs[3].plen[0] = 24;
 }
 
 static struct ptv_netfilter *make(const char *prefixes, const char *listen)
 {
-	struct ptv_netfilter_opts o = { .allow_prefixes = prefixes, .listen_addr = ip(listen) };
+	struct ptv_netfilter_opts o = {.allow_prefixes = prefixes, .listen_addr = ip(listen)};
 	struct ptv_netfilter *nf = NULL;
 	struct ptv_iface ifs[4];
 
@@ -77,9 +77,8 @@ static void test_parse_prefixes(void **state)
 	struct ptv_prefix p[4];
 	size_t n;
 
-	assert_int_equal(ptv_netfilter_parse_prefixes("10.1.2.3/8, 192.168.5.7\t0.0.0.0/0", p, 4,
-						      &n),
-			 0);
+	assert_int_equal(
+		ptv_netfilter_parse_prefixes("10.1.2.3/8, 192.168.5.7\t0.0.0.0/0", p, 4, &n), 0);
 	assert_int_equal(n, 3);
 	assert_int_equal(p[0].addr, ip("10.0.0.0")); /* host bits cleared */
 	assert_int_equal(p[0].len, 8);
@@ -92,8 +91,7 @@ static void test_parse_prefixes(void **state)
 	assert_int_equal(ptv_netfilter_parse_prefixes("10.0.0.0/-1", p, 4, &n), -EINVAL);
 	assert_int_equal(ptv_netfilter_parse_prefixes("example.com", p, 4, &n), -EINVAL);
 	assert_int_equal(ptv_netfilter_parse_prefixes("fe80::/10", p, 4, &n), -EINVAL);
-	assert_int_equal(ptv_netfilter_parse_prefixes("1.1.1.1 2.2.2.2 3.3.3.3", p, 2, &n),
-			 -E2BIG);
+	assert_int_equal(ptv_netfilter_parse_prefixes("1.1.1.1 2.2.2.2 3.3.3.3", p, 2, &n), -E2BIG);
 }
 
 static void test_check_wildcard(void **state)
@@ -113,7 +111,7 @@ static void test_check_wildcard(void **state)
 	s = src("192.168.7.9", 40000);
 	assert_int_equal(ptv_netfilter_check(nf, &s, 3), PTV_DISC_OFF_SUBNET); /* link down */
 	s = src("127.0.0.1", 40000);
-	assert_int_equal(ptv_netfilter_check(nf, &s, 1), PTV_DISC_OK); /* from this host */
+	assert_int_equal(ptv_netfilter_check(nf, &s, 1), PTV_DISC_OK);	       /* from this host */
 	assert_int_equal(ptv_netfilter_check(nf, &s, 2), PTV_DISC_OFF_SUBNET); /* spoofed */
 	s = src("10.0.0.5", 40000);
 	assert_int_equal(ptv_netfilter_check(nf, &s, 1), PTV_DISC_OK); /* local, via lo */
@@ -204,7 +202,7 @@ static void test_rate_global(void **state)
 
 static void test_base_url(void **state)
 {
-	struct ptv_disc_reach r = { .listen_addr = 0, .http_port = 8080 };
+	struct ptv_disc_reach r = {.listen_addr = 0, .http_port = 8080};
 	char out[256];
 
 	ptv_disc_base_url(&r, "http://ignored", 0, ip("10.0.0.5"), out, sizeof(out));
@@ -222,10 +220,13 @@ static void test_base_url(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_prefixes),	  cmocka_unit_test(test_check_wildcard),
+		cmocka_unit_test(test_parse_prefixes),
+		cmocka_unit_test(test_check_wildcard),
 		cmocka_unit_test(test_check_extra_and_specific),
-		cmocka_unit_test(test_classify_loopback), cmocka_unit_test(test_rate),
-		cmocka_unit_test(test_rate_global),	  cmocka_unit_test(test_base_url),
+		cmocka_unit_test(test_classify_loopback),
+		cmocka_unit_test(test_rate),
+		cmocka_unit_test(test_rate_global),
+		cmocka_unit_test(test_base_url),
 	};
 
 	ptv_log_set_sink(quiet_sink, NULL);

@@ -334,7 +334,7 @@ static void *reader_main(void *arg)
 {
 	struct xq *x = arg;
 	struct ptv_ring rep;
-	struct ptv_blob *held[3] = { 0 };
+	struct ptv_blob *held[3] = {0};
 	unsigned k = 0;
 	struct ptv_ring_update *u;
 
@@ -359,7 +359,7 @@ static void *reader_main(void *arg)
 
 static void test_replica_threads(void **state)
 {
-	struct xq x = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+	struct xq x = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 	struct ptv_ring m;
 	pthread_t t;
 	uint64_t sent = 0;
@@ -390,8 +390,7 @@ int main(void)
 		cmocka_unit_test(test_write_read),  cmocka_unit_test(test_partial_packet),
 		cmocka_unit_test(test_evict_bytes), cmocka_unit_test(test_referenced_chunk_kept),
 		cmocka_unit_test(test_evict_time),  cmocka_unit_test(test_rap_and_lag),
-		cmocka_unit_test(test_replica),
-		cmocka_unit_test(test_replica_threads),
+		cmocka_unit_test(test_replica),	    cmocka_unit_test(test_replica_threads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -43,7 +43,8 @@ static void test_parse_valid(void **state)
 	assert_int_equal(m.mx, 3);
 	/* Header names are case-insensitive; LF-only lines and a missing final blank line are
 	 * tolerated; no MX is fine for a unicast search (the caller decides). */
-	assert_int_equal(parse("M-SEARCH * HTTP/1.1\nman: ssdp:discover\nst:  ssdp:all  \n", &m), 0);
+	assert_int_equal(parse("M-SEARCH * HTTP/1.1\nman: ssdp:discover\nst:  ssdp:all  \n", &m),
+			 0);
 	assert_string_equal(m.st, "ssdp:all");
 	assert_int_equal(m.mx, -1);
 }
@@ -54,8 +55,7 @@ static void test_parse_mx_clamped(void **state)
 	static const struct {
 		const char *mx;
 		int want;
-	} cases[] = { { "-1", 1 }, { "0", 1 }, { "1", 1 }, { "5", 5 }, { "999", 5 },
-		      { "123456789", 5 } };
+	} cases[] = {{"-1", 1}, {"0", 1}, {"1", 1}, {"5", 5}, {"999", 5}, {"123456789", 5}};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char buf[256];
@@ -77,8 +77,8 @@ static void test_parse_malformed(void **state)
 		"GET / HTTP/1.1\r\n\r\n",
 		"m-search * HTTP/1.1\r\nMAN: \"ssdp:discover\"\r\nST: ssdp:all\r\n\r\n",
 		"M-SEARCH * HTTP/1.0\r\nMAN: \"ssdp:discover\"\r\nST: ssdp:all\r\n\r\n",
-		"M-SEARCH * HTTP/1.1\r\nST: ssdp:all\r\n\r\n",			   /* no MAN */
-		"M-SEARCH * HTTP/1.1\r\nMAN: \"ssdp:discover\"\r\n\r\n",	   /* no ST */
+		"M-SEARCH * HTTP/1.1\r\nST: ssdp:all\r\n\r\n",		 /* no MAN */
+		"M-SEARCH * HTTP/1.1\r\nMAN: \"ssdp:discover\"\r\n\r\n", /* no ST */
 		"M-SEARCH * HTTP/1.1\r\nMAN: \"ssdp:update\"\r\nST: ssdp:all\r\n\r\n",
 		"M-SEARCH * HTTP/1.1\r\nMAN: \"ssdp:discover\"\r\nST: a\r\nST: b\r\n\r\n",
 		"M-SEARCH * HTTP/1.1\r\nMAN: \"ssdp:discover\"\r\nMX: 1\r\nMX: 2\r\nST: a\r\n\r\n",
@@ -248,10 +248,10 @@ static void test_notify_exact(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_valid),   cmocka_unit_test(test_parse_mx_clamped),
+		cmocka_unit_test(test_parse_valid),	cmocka_unit_test(test_parse_mx_clamped),
 		cmocka_unit_test(test_parse_malformed), cmocka_unit_test(test_parse_ignored),
-		cmocka_unit_test(test_parse_hostile), cmocka_unit_test(test_parse_noise),
-		cmocka_unit_test(test_classify),      cmocka_unit_test(test_response_exact),
+		cmocka_unit_test(test_parse_hostile),	cmocka_unit_test(test_parse_noise),
+		cmocka_unit_test(test_classify),	cmocka_unit_test(test_response_exact),
 		cmocka_unit_test(test_notify_exact),
 	};
 
