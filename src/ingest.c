@@ -34,6 +34,7 @@
 #define CFG_WAIT_MS	  5000
 #define HEALTHY_NS	  (10 * 1000000000ull) /* a session this long resets the retry counts */
 #define MEDIA_LEAD_MAX_NS (60 * 1000000000ull) /* media credit counted ahead of the clock */
+#define STATS_NS	  (10 * 1000000000ull)
 
 enum sess_end {
 	SESS_EOF = 0,	  /* the input ended */
@@ -70,6 +71,8 @@ struct ingest {
 	bool first_packet; /* any packet written */
 	bool saw_no_data;  /* before the first packet: a URL opened or timed out */
 	unsigned loops;
+	uint64_t corrupt;  /* input packets the demuxer flagged corrupt (CC errors, bad PES) */
+	uint64_t stats_ns; /* last "stats" event */
 	/* the current session */
 	uint64_t sess_start_ns;
 	uint64_t sess_first_ns; /* first packet written, 0 before */
@@ -551,6 +554,18 @@ static bool after_write(struct ingest *g, int slot)
 	       dts - g->sess_video_dts > (int64_t)g->cfg.video_stall_ms * 90;
 }
 
+/* Counters for the parent's metrics, every STATS_NS while packets flow. */
+static void stats_event(struct ingest *g)
+{
+	uint64_t now = ptv_now_ns();
+
+	if (now - g->stats_ns < STATS_NS)
+		return;
+	g->stats_ns = now;
+	ing_ev("stats", "s:I, s:I, s:I", "packets", (json_int_t)g->out.packets, "dropped",
+	       (json_int_t)g->out.dropped, "corrupt", (json_int_t)g->corrupt);
+}
+
 static enum sess_end read_loop(struct ingest *g, int u)
 {
 	int ret, slot;
@@ -576,6 +591,9 @@ static enum sess_end read_loop(struct ingest *g, int u)
 			continue;
 		}
 		slot = slot_of(&g->map, g->pkt->stream_index);
+		if (slot >= 0 && (g->pkt->flags & AV_PKT_FLAG_CORRUPT))
+			g->corrupt++;
+		stats_event(g);
 		ret = ing_out_write(&g->out, &g->map, g->pkt, g->cfg.realtime);
 		if (ret < 0 && g->out.oc->pb->error < 0)
 			return SESS_PARENT_GONE; /* fd 1 is broken: EPIPE or worse, nobody reads */
@@ -743,6 +761,7 @@ static int setup(struct ingest *g)
 	if (getrandom(&g->rng, sizeof(g->rng), GRND_NONBLOCK) != sizeof(g->rng))
 		g->rng = g->t0_ns ^ (uint64_t)getpid();
 	g->rng |= 1;
+	g->stats_ns = g->t0_ns;
 	g->pkt = av_packet_alloc();
 	if (!g->pkt || ing_out_init(&g->out, FD_TS))
 		return PTV_INGEST_EXIT_CONFIG;

@@ -98,7 +98,11 @@
  *                            rate-limited (burst 20, then 1/s; "suppressed N" when resuming)
  *   Extensions: {"ev":"loop","n":k} (file kind restarted at EOF, k-th time),
  *               {"ev":"layout","stream":"video","from":"h264","to":"hevc"} (codec change),
- *               {"ev":"exit","code":c,"reason":"…"} (last line before a deliberate exit).
+ *               {"ev":"exit","code":c,"reason":"…"} (last line before a deliberate exit),
+ *               {"ev":"stats","packets":p,"dropped":d,"corrupt":c} every 10 s while packets
+ *               flow: totals since start of packets written, packets not written (before a
+ *               keyframe, duplicates, codec changes) and input packets the demuxer flagged
+ *               corrupt (continuity errors, bad PES: the "continuity errors upstream" metric).
  *
  * Exit codes (enum ptv_ingest_exit):
  *   0 parent gone (EPIPE on fd 1) or clean end of a non-looping file;
