@@ -155,8 +155,11 @@ static void usage_main(FILE *out)
 		"Usage: %s COMMAND [OPTIONS]\n"
 		"Relays IPTV sources to Plex as an emulated HDHomeRun tuner.\n\nCommands:\n",
 		PROG);
-	for (size_t i = 0; i < PTV_ARRAY_SIZE(commands); i++)
-		fprintf(out, "  %-13s %s\n", commands[i].name, commands[i].summary);
+	for (size_t i = 0; i < PTV_ARRAY_SIZE(commands); i++) {
+		/* Commands the relay runs for itself (the ingest child) are not for people. */
+		if (strncmp(commands[i].summary, "internal:", 9))
+			fprintf(out, "  %-13s %s\n", commands[i].name, commands[i].summary);
+	}
 	fprintf(out, "\nOptions:\n");
 	print_opt(out, 'h', "help", NULL, "show this help and exit");
 	print_opt(out, 'V', "version", NULL, "show the version and exit");

@@ -93,7 +93,9 @@
  *   {"ev":"failover","url":I} now trying URL I (reason: the previous one failed)
  *   {"ev":"error","url":I,"reason":R,"msg":"…"}  R one of open_failed, http_4xx, http_5xx,
  *                            refused, timeout, no_data, no_streams, not_found,
- *                            protocol_not_allowed, format_not_allowed, invalid_data, read_error
+ *                            protocol_not_allowed, format_not_allowed, invalid_data, read_error;
+ *                            and {"ev":"error","reason":"bad_config","msg":…} (no "url") before
+ *                            exit 1
  *   {"ev":"log","level":"warn"|"error","msg":"…"}  av_log at warning and above, redacted,
  *                            rate-limited (burst 20, then 1/s; "suppressed N" when resuming)
  *   Extensions: {"ev":"loop","n":k} (file kind restarted at EOF, k-th time),

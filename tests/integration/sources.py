@@ -107,8 +107,15 @@ class Peer:
 
     def __init__(self):
         self.procs = []
-        self.tmp = tempfile.mkdtemp(prefix=f"ptv-{self.name}-")
+        self._tmp = None
         self.logs = []
+
+    @property
+    def tmp(self):
+        # Made on first use: a constructor that raises PeerUnavailable leaves nothing behind.
+        if self._tmp is None:
+            self._tmp = tempfile.mkdtemp(prefix=f"ptv-{self.name}-")
+        return self._tmp
 
     def spawn(self, argv, log_name=None, **kw):
         log_path = os.path.join(self.tmp, log_name or f"{os.path.basename(argv[0])}.log")
@@ -143,7 +150,8 @@ class Peer:
 
     def close(self):
         self.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
 
     def __enter__(self):
         return self

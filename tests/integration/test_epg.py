@@ -10,6 +10,7 @@ guide by itself.
 
 import glob
 import gzip
+import http.server
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import xml.etree.ElementTree as ET
@@ -453,6 +455,51 @@ class Epg(ptvtest.TestCase):
         self.assertTrue(body.endswith(b"</tv>\n"))
         _, got = self.programmes(body)
         self.assertEqual(len(got), n_ch * n_prog)
+
+    def test_import_from_url_gzip(self):
+        """Over HTTP: gzip transfer encoding, and a .xml.gz body served as octet-stream."""
+        data = self.path("data")
+        self.small_lineup(data)
+        plain = self.path("guide.xml")
+        gen_guide(plain, 3, 4, self.now - timedelta(hours=1))
+        with open(plain, "rb") as f:
+            doc = f.read()
+        seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                seen.append((self.path, self.headers.get("Accept-Encoding", "")))
+                body = gzip.compress(doc)
+                self.send_response(200)
+                if self.path == "/guide.xml":
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Encoding", "gzip")
+                else:
+                    self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        httpd = http.server.HTTPServer((ptvtest.HOST, 0), Handler)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        self.addCleanup(httpd.server_close)
+        self.addCleanup(httpd.shutdown)
+        base = f"http://{ptvtest.HOST}:{httpd.server_port}"
+        r = self.cli(data, "import", "xmltv", base + "/guide.xml", "--name", "web")
+        self.assertIn("12 programmes stored on 3 of 3", r.stdout)
+        self.assertIn("gzip", seen[0][1])
+        r = self.cli(data, "import", "xmltv", base + "/epg.xml.gz", "--name", "web")
+        self.assertIn("12 programmes stored on 3 of 3", r.stdout)
+        r = self.cli(data, "sources", "list")
+        self.assertRegex(r.stdout, r"web\s+xmltv\s+3 channels\s+every 43200s\s+http://")
+        # An unreachable server keeps the guide and says why.
+        r = self.cli(data, "import", "xmltv", base.replace(str(httpd.server_port), "9")
+                     + "/gone.xml", "--name", "web", expect=None)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("the guide is unchanged", r.stderr)
 
     def test_mapping_cli_and_refresh_on_lineup_change(self):
         data = self.path("data")

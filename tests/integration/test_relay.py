@@ -415,6 +415,56 @@ class RelayCase(unittest.TestCase):
                                       reason="crash"))
             self.assertEqual(b.connections, 1)
 
+    def test_slow_viewer_resyncs(self):
+        up = self.peer(sources.HttpTsServer)
+        self.lineup([dict(id="a", chno="101", name="A", url=up.url)])
+        with self.server("--max-lag-ms", "1500") as srv:
+            healthy = Viewer(srv.port, "/auto/v101", 10)
+            healthy.start()
+            self.assertTrue(wait_until(lambda: healthy.t_first is not None, 10))
+            # Reads at a fraction of the stream's rate through a small window.
+            slow = Viewer(srv.port, "/auto/v101", 9, rcvbuf=8192, rate=25000)
+            run_viewers([slow])
+            healthy.join(15)
+            self.assertFalse(slow.closed, srv.log_tail())
+            self.assertTrue(wait_until(lambda: scrape(srv.port).value(
+                "plextv_relay_resyncs_total", channel="101") >= 1, 5), srv.log_tail())
+            self.assert_stream(healthy, min_seconds=6)
+
+    def test_source_types(self):
+        kinds = (("hls", sources.HlsServer), ("dash", sources.DashServer),
+                 ("rtmp", sources.RtmpServer), ("rtsp", sources.RtspServer),
+                 ("srt", sources.SrtServer))
+        ups, skipped = [], []
+        for name, cls in kinds:
+            try:
+                p = cls()
+                self.peers.append(p)
+                p.start()
+                ups.append((name, p))
+            except (sources.PeerUnavailable, RuntimeError) as e:
+                skipped.append(f"{name}: {e}")
+        if not ups:
+            self.skipTest("; ".join(skipped))
+        self.lineup([dict(id=n, chno=str(201 + i), name=n, url=p.url)
+                     for i, (n, p) in enumerate(ups)])
+        with self.server() as srv:
+            for i, (name, _) in enumerate(ups):
+                with self.subTest(source=name):
+                    cold = Viewer(srv.port, f"/auto/v{201 + i}", 6)
+                    cold.start()
+                    wait_until(lambda: cold.t_first is not None, 15)
+                    warm = Viewer(srv.port, f"/auto/v{201 + i}", 3)
+                    run_viewers([warm])
+                    cold.join(20)
+                    self.assert_stream(cold, min_seconds=2)
+                    self.assert_stream(warm, min_seconds=1, first_pat=True)
+                    found = sources.ffprobe_streams(bytes(cold.body))
+                    self.assertIn("video", found, f"{name}: {found}")
+                    self.assertIn("audio", found, f"{name}: {found}")
+        if skipped:
+            print(f"\n  not available here: {'; '.join(skipped)}")
+
     def test_demo_lineup_plays(self):
         with Server() as srv:
             v = Viewer(srv.port, "/auto/v1?duration=3", 8)

@@ -668,15 +668,41 @@ static void test_missing_file_exit_2(void **state)
 	free(r.ts);
 }
 
+/* A FIFO canary in a temp dir, removed by the teardown even when an assertion fails. */
+struct canary {
+	char dir[64];
+	char fifo[96];
+};
+
+static int canary_setup(void **state)
+{
+	struct canary *c = calloc(1, sizeof(*c));
+
+	snprintf(c->dir, sizeof(c->dir), "/tmp/ptv-ingest-XXXXXX");
+	if (!mkdtemp(c->dir))
+		return -1;
+	snprintf(c->fifo, sizeof(c->fifo), "%s/canary", c->dir);
+	*state = c;
+	return mkfifo(c->fifo, 0600);
+}
+
+static int canary_teardown(void **state)
+{
+	struct canary *c = *state;
+
+	unlink(c->fifo);
+	rmdir(c->dir);
+	free(c);
+	return 0;
+}
+
 /* A local path given as a URL is refused by the whitelist before anything opens it: the
  * canary is a FIFO, and a FIFO opened for reading is visible from the writing side. */
 static void test_local_path_as_url_refused(void **state)
 {
-	char dir[] = "/tmp/ptv-ingest-XXXXXX", fifo[64], cfg[2048];
-	char forms[5][256];
-	assert_non_null(mkdtemp(dir));
-	snprintf(fifo, sizeof(fifo), "%s/canary", dir);
-	assert_int_equal(mkfifo(fifo, 0600), 0);
+	const char *fifo = ((struct canary *)*state)->fifo;
+	char forms[5][256], cfg[2048];
+
 	snprintf(forms[0], sizeof(forms[0]), "%s", fifo);
 	snprintf(forms[1], sizeof(forms[1]), "file://%s", fifo);
 	snprintf(forms[2], sizeof(forms[2]), "concat:%s|%s", fifo, fifo);
@@ -684,10 +710,9 @@ static void test_local_path_as_url_refused(void **state)
 	snprintf(forms[4], sizeof(forms[4]), "data:text/plain,x");
 	for (size_t i = 0; i < PTV_ARRAY_SIZE(forms); i++) {
 		struct run_opts o = {.timeout_s = 10, .fifo_canary = fifo};
-		const char *url = forms[i];
 		struct run r;
 
-		snprintf(cfg, sizeof(cfg), "{\"kind\":\"url\",\"urls\":[\"%s\"]}", url);
+		snprintf(cfg, sizeof(cfg), "{\"kind\":\"url\",\"urls\":[\"%s\"]}", forms[i]);
 		run_ingest(cfg, &o, &r);
 		assert_int_equal(r.status, PTV_INGEST_EXIT_OPEN_FAILED);
 		assert_false(o.canary_opened);
@@ -705,8 +730,6 @@ static void test_local_path_as_url_refused(void **state)
 		assert_non_null(strstr(r.ev, "protocol_not_allowed"));
 		free(r.ts);
 	}
-	unlink(fifo);
-	rmdir(dir);
 }
 
 /* Events never carry the URL itself. */
@@ -734,7 +757,8 @@ int main(void)
 		cmocka_unit_test(test_adts),
 		cmocka_unit_test(test_bad_config_exit_1),
 		cmocka_unit_test(test_missing_file_exit_2),
-		cmocka_unit_test(test_local_path_as_url_refused),
+		cmocka_unit_test_setup_teardown(test_local_path_as_url_refused, canary_setup,
+						canary_teardown),
 		cmocka_unit_test(test_events_hide_urls),
 		cmocka_unit_test(test_end_of_file),
 		cmocka_unit_test(test_demo_loops),
