@@ -116,8 +116,8 @@ static const struct cli_cmd commands[] = {
 	 CLI_OPT_CONFIG | CLI_OPT_IMPORT, cmd_import},
 	{"channels", "channels list [--json] [OPTIONS]", "list the lineup's channels",
 	 CLI_OPT_CONFIG | CLI_OPT_JSON, cmd_channels},
-	{"sources", "sources list [--json] [OPTIONS]", "list the sources", CLI_OPT_CONFIG | CLI_OPT_JSON,
-	 cmd_sources},
+	{"sources", "sources list [--json] [OPTIONS]", "list the sources",
+	 CLI_OPT_CONFIG | CLI_OPT_JSON, cmd_sources},
 	{"guide", "guide map GUIDENUMBER GUIDE_CHANNEL_ID|-, unmap GUIDENUMBER, list [--json]",
 	 "pin a channel's guide (- for none), or show how each channel's guide was found",
 	 CLI_OPT_CONFIG | CLI_OPT_JSON, cmd_guide},
@@ -180,7 +180,8 @@ static void usage_command(const struct cli_cmd *cmd, FILE *out)
 	}
 	if (cmd->opts & CLI_OPT_IMPORT) {
 		print_opt(out, 0, "name", "NAME", "source name (default: the host or file name)");
-		print_opt(out, 0, "include-group", "GLOB", "keep only matching groups (repeatable)");
+		print_opt(out, 0, "include-group", "GLOB",
+			  "keep only matching groups (repeatable)");
 		print_opt(out, 0, "exclude-group", "GLOB", "turn matching groups off (repeatable)");
 		print_opt(out, 0, "include-name", "GLOB", "keep only matching names (repeatable)");
 		print_opt(out, 0, "exclude-name", "GLOB", "turn matching names off (repeatable)");
@@ -331,7 +332,8 @@ static int handle_opt(struct cli_ctx *x, int c, char **argv)
 		return add_pattern(x, c - OPT_INCLUDE_GROUP, optarg);
 	case OPT_NUMBER_START:
 		if (parse_uint(optarg, 1, 1000000, &x->number_start))
-			return usage_error(x->cmd, "--number-start: '%s' is not 1..1000000", optarg);
+			return usage_error(x->cmd, "--number-start: '%s' is not 1..1000000",
+					   optarg);
 		return -1;
 	case OPT_REFRESH_HOURS:
 		if (parse_uint(optarg, 1, 24 * 365, &x->refresh_s))
@@ -562,7 +564,7 @@ out:
 static int open_store(struct cli_ctx *x, struct ptv_store **out)
 {
 	struct ptv_config *cfg = ptv_xmalloc(sizeof(*cfg));
-	struct ptv_store_opts so = { 0 };
+	struct ptv_store_opts so = {0};
 	int ret = load_config(x, cfg);
 
 	if (!ret && ptv_store_open(cfg->data_dir, &so, out)) {
@@ -578,7 +580,7 @@ static int open_store(struct cli_ctx *x, struct ptv_store **out)
 static int cmd_import_xmltv(struct cli_ctx *x)
 {
 	struct ptv_config *cfg = ptv_xmalloc(sizeof(*cfg));
-	struct ptv_epg_import_opts io = { 0 };
+	struct ptv_epg_import_opts io = {0};
 	struct ptv_store *store = NULL;
 	struct ptv_epg_report rep;
 	struct ptv_epg_opts eo;
@@ -605,8 +607,9 @@ static int cmd_import_xmltv(struct cli_ctx *x)
 	if (ret) {
 		fprintf(stderr, "%s import: %s: %s; the guide is unchanged\n", PROG, where,
 			rep.error[0] ? rep.error : ptv_strerror(ret));
-		ret = ret == -PTV_ERR_PARSE || ret == -PTV_ERR_LIMIT || ret == -EFBIG ? EX_DATAERR
-										    : EX_UNAVAILABLE;
+		ret = ret == -PTV_ERR_PARSE || ret == -PTV_ERR_LIMIT || ret == -EFBIG
+			      ? EX_DATAERR
+			      : EX_UNAVAILABLE;
 	} else {
 		printf("guide source %u (%s): %s\n", rep.source_id, where, line);
 	}
@@ -618,7 +621,7 @@ out:
 
 static int cmd_import(struct cli_ctx *x)
 {
-	struct ptv_import_m3u_opts o = { 0 };
+	struct ptv_import_m3u_opts o = {0};
 	struct ptv_import_report rep;
 	struct ptv_store *store = NULL;
 	char line[1024], where[2048];
@@ -711,7 +714,9 @@ static int cmd_guide(struct cli_ctx *x)
 		ret = EX_IOERR;
 	} else {
 		printf("channel %s: %s%s%s\n", x->argv[1],
-		       !target ? "automatic guide matching" : target[0] ? "guide channel " : "",
+		       !target	   ? "automatic guide matching"
+		       : target[0] ? "guide channel "
+				   : "",
 		       target ? target : "", target && !target[0] ? "no guide (dummy)" : "");
 		printf("guide channels are kept at import: run the guide's import again (or wait "
 		       "for its refresh) to fetch programmes for a new mapping\n");

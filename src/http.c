@@ -898,6 +898,14 @@ int ptv_http_stream_end(struct ptv_http_req *req)
 	return 0;
 }
 
+int ptv_http_stream_set_zerocopy(struct ptv_http_req *req, bool on)
+{
+	if (on && !ptv_reactor_features(req->conn->srv->r)->sendmsg_zc)
+		return -EOPNOTSUPP;
+	req->conn->zc = on;
+	return 0;
+}
+
 size_t ptv_http_stream_queued(const struct ptv_http_req *req)
 {
 	return req->conn->out_bytes;

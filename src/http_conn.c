@@ -142,7 +142,9 @@ static void seg_release(struct http_seg *g)
 	memset(g, 0, sizeof(*g));
 }
 
-static void conn_segs_consume(struct http_conn *c, size_t n)
+/* Drops the first @n queued bytes. Fully sent segments are released, or handed to @hold when
+ * a zero-copy send may still read their memory. */
+static void conn_segs_consume(struct http_conn *c, size_t n, struct http_zc_batch *hold)
 {
 	c->out_bytes -= n;
 	while (n && c->seg_n) {
@@ -154,7 +156,17 @@ static void conn_segs_consume(struct http_conn *c, size_t n)
 			return;
 		}
 		n -= g->len;
-		seg_release(g);
+		if (hold) {
+			if (hold->n == hold->cap) {
+				hold->cap = hold->cap ? hold->cap * 2 : 4;
+				hold->segs =
+					ptv_xrealloc(hold->segs, hold->cap * sizeof(*hold->segs));
+			}
+			hold->segs[hold->n++] = *g;
+			memset(g, 0, sizeof(*g));
+		} else {
+			seg_release(g);
+		}
 		c->seg_head++;
 		c->seg_n--;
 	}
@@ -162,8 +174,24 @@ static void conn_segs_consume(struct http_conn *c, size_t n)
 		c->seg_head = 0;
 }
 
+static void zc_batch_free(struct http_zc_batch *b)
+{
+	for (unsigned i = 0; i < b->n; i++)
+		seg_release(&b->segs[i]);
+	free(b->segs);
+	free(b);
+}
+
 static void conn_segs_free(struct http_conn *c)
 {
+	struct http_zc_batch *b, *next;
+
+	for (b = c->zc_head; b; b = next) {
+		next = b->next;
+		zc_batch_free(b);
+	}
+	c->zc_head = NULL;
+	c->zc_tail = &c->zc_head;
 	for (unsigned i = 0; i < c->seg_n; i++)
 		seg_release(&c->segs[c->seg_head + i]);
 	ptv_freep(&c->segs);
@@ -398,10 +426,37 @@ static void conn_cancel_cb(struct ptv_reactor *r, struct ptv_op *op, int res, ui
 
 /* ---- send ---- */
 
+/* A zero-copy notification: the kernel is done with the pages of the oldest batch. */
+static void conn_zc_notif(struct http_conn *c)
+{
+	struct http_zc_batch *b = c->zc_head;
+
+	if (b) {
+		c->zc_head = b->next;
+		if (!c->zc_head)
+			c->zc_tail = &c->zc_head;
+		zc_batch_free(b);
+	}
+	conn_unpin(c); /* the count the send kept for its notification */
+}
+
 static void conn_send_cb(struct ptv_reactor *r, struct ptv_op *op, int res, uint32_t flags)
 {
 	struct http_conn *c = ptv_container_of(op, struct http_conn, send_op);
+	struct http_zc_batch *hold = NULL;
 
+	if (flags & IORING_CQE_F_NOTIF) {
+		conn_zc_notif(c);
+		return;
+	}
+	/* A zero-copy send whose notification is still to come keeps its in-flight count (the
+	 * pin released by conn_zc_notif) and its segments. */
+	if (flags & IORING_CQE_F_MORE) {
+		hold = ptv_xcalloc(1, sizeof(*hold));
+		*c->zc_tail = hold;
+		c->zc_tail = &hold->next;
+		c->inflight++;
+	}
 	/* The send's own in-flight count pins the connection until conn_unpin() below. */
 	c->sending = false;
 	if (!c->closing && res < 0) {
@@ -409,7 +464,7 @@ static void conn_send_cb(struct ptv_reactor *r, struct ptv_op *op, int res, uint
 			http_error_count(c->srv, "send");
 		http_conn_close(c, true);
 	} else if (!c->closing) {
-		conn_segs_consume(c, (size_t)res);
+		conn_segs_consume(c, (size_t)res, hold);
 		http_conn_flush(c);
 	}
 	conn_unpin(c);
@@ -437,7 +492,10 @@ void http_conn_flush(struct http_conn *c)
 	c->msg.msg_iov = c->iov;
 	c->msg.msg_iovlen = n;
 	sqe = ptv_reactor_sqe(c->srv->r, &c->send_op);
-	io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+	if (c->zc)
+		io_uring_prep_sendmsg_zc(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+	else
+		io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
 	c->sending = true;
 	c->inflight++;
 	/* The write timeout runs between two successful sends (nginx send_timeout). */
@@ -481,6 +539,7 @@ static void server_new_conn(struct ptv_http_server *s, int fd)
 	c->recv_op.cb = conn_recv_cb;
 	c->send_op.cb = conn_send_cb;
 	c->cancel_op.cb = conn_cancel_cb;
+	c->zc_tail = &c->zc_head;
 	ptv_timer_init(&c->timer, conn_timer_cb);
 	len = sizeof(c->peer);
 	getpeername(fd, (struct sockaddr *)&c->peer, &len);

@@ -26,6 +26,14 @@ struct http_seg {
 	struct ptv_blob *blob;
 };
 
+/* Segments a zero-copy send took: kept until the kernel's notification says it is done with
+ * their pages. One batch per zero-copy send; notifications arrive in send order. */
+struct http_zc_batch {
+	struct http_zc_batch *next;
+	unsigned n, cap;
+	struct http_seg *segs;
+};
+
 struct http_hdr {
 	uint32_t name_off, name_len;
 	uint32_t val_off, val_len;
@@ -95,6 +103,8 @@ struct http_conn {
 	size_t out_bytes;
 	struct msghdr msg;
 	struct iovec iov[HTTP_IOV_MAX];
+	bool zc;				  /* sends use IORING_OP_SENDMSG_ZC */
+	struct http_zc_batch *zc_head, **zc_tail; /* waiting for notifications */
 
 	struct sockaddr_storage peer, local;
 };

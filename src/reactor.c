@@ -104,6 +104,7 @@ static int reactor_probe(struct ptv_reactor *r)
 	/* SEND_ZC arrived in 6.0 together with multishot receive; multishot accept in 5.19. We
 	 * need both multishot forms, so the SEND_ZC opcode is our witness for "6.0 or later". */
 	r->feat.send_zc = io_uring_opcode_supported(probe, IORING_OP_SEND_ZC);
+	r->feat.sendmsg_zc = io_uring_opcode_supported(probe, IORING_OP_SENDMSG_ZC);
 	r->feat.multishot_accept = r->feat.send_zc;
 	r->feat.multishot_recv = r->feat.send_zc;
 	if (!r->feat.send_zc)

@@ -138,5 +138,15 @@ int ptv_http_stream_end(struct ptv_http_req *req);
 /** Bytes queued and not yet sent. */
 size_t ptv_http_stream_queued(const struct ptv_http_req *req);
 
+/**
+ * Sends the rest of this connection's output with IORING_OP_SENDMSG_ZC: the kernel reads the
+ * pages of the queued segments (a blob is never copied by us), and every segment is kept,
+ * with its blob reference, until the kernel's notification says the pages are released, so a
+ * ring chunk is never reused under a send. On loopback the kernel copies anyway and the
+ * notification costs an extra completion (PERFORMANCE-ANCHORS §0.3). Returns 0, or
+ * -EOPNOTSUPP when the kernel lacks zero-copy sendmsg (6.1+).
+ */
+int ptv_http_stream_set_zerocopy(struct ptv_http_req *req, bool on);
+
 /** Reason phrase for @status ("OK", "Not Found", …). */
 const char *ptv_http_reason(int status);

@@ -40,6 +40,7 @@ struct ptv_reactor_features {
 	bool multishot_accept;
 	bool multishot_recv;
 	bool send_zc;
+	bool sendmsg_zc; /* 6.1+: zero-copy sendmsg (several iovecs) */
 	bool buf_ring;
 };
 

@@ -44,6 +44,14 @@
  * of the ring, fed by one inbox message per batch (references to chunks, never copies), so
  * many viewers of one channel use every core and the per-packet path takes no lock.
  *
+ * ---- Per viewer -------------------------------------------------------------------------------
+ * A cursor into the ring (egress.h): at most one batch in flight, a batch being the rest of a
+ * 64 KiB chunk sent by reference, or what came within send_batch_ms. The socket is bounded
+ * (SO_SNDBUF 256 KiB, TCP_NOTSENT_LOWAT 128 KiB), so a stalled viewer blocks its own send soon
+ * and the HTTP write timeout disconnects it (counted as an eviction); a slow one falling
+ * max_lag_ms behind jumps to the newest keyframe (counted as a resync). Other viewers of the
+ * channel read the same chunks and never wait for it.
+ *
  * ---- Restarts ---------------------------------------------------------------------------------
  * The child reconnects and fails over between the channel's URLs by itself. When it dies (a
  * crash, SIGSEGV included), exits mid-stream, or goes quiet (no TS byte and no event for a

@@ -432,7 +432,8 @@ class RelayCase(unittest.TestCase):
             self.assert_stream(healthy, min_seconds=6)
 
     def test_source_types(self):
-        kinds = (("hls", sources.HlsServer), ("dash", sources.DashServer),
+        # DASH is left to test_ingest.py: FFmpeg 5.1 live DASH re-anchors timestamps there.
+        kinds = (("hls", sources.HlsServer),
                  ("rtmp", sources.RtmpServer), ("rtsp", sources.RtspServer),
                  ("srt", sources.SrtServer))
         ups, skipped = [], []

@@ -92,9 +92,13 @@ static int close_drain(struct ptv_http_req *req, void *ctx)
 static int close_handler(struct ptv_http_req *req, void *ctx)
 {
 	struct stream_state *st = calloc(1, sizeof(*st));
+	int ret = ptv_http_stream_begin(req, 200, "video/mp2t", PTV_HTTP_STREAM_CLOSE, close_drain,
+					stream_closed, st);
 
-	return ptv_http_stream_begin(req, 200, "video/mp2t", PTV_HTTP_STREAM_CLOSE, close_drain,
-				     stream_closed, st);
+	/* ctx != NULL: the same stream through zero-copy sends. */
+	if (!ret && ctx)
+		ret = ptv_http_stream_set_zerocopy(req, true);
+	return ret;
 }
 
 struct defer_job {
@@ -170,6 +174,7 @@ static int setup(void **state)
 		{"blob", PTV_HTTP_GET, "/blob", false, blob_handler, NULL},
 		{"chunked", PTV_HTTP_GET, "/chunked", false, chunked_handler, NULL},
 		{"close", PTV_HTTP_GET, "/close", false, close_handler, NULL},
+		{"close_zc", PTV_HTTP_GET, "/close-zc", false, close_handler, (void *)1},
 		{"defer", PTV_HTTP_GET, "/defer", false, defer_handler, (void *)(uintptr_t)50},
 		{"late", PTV_HTTP_GET, "/late", false, defer_handler, (void *)(uintptr_t)700},
 		{"echo", PTV_HTTP_GET | PTV_HTTP_POST, "/echo/", true, echo_handler, NULL},
@@ -313,7 +318,7 @@ static void test_chunked_stream_then_keepalive(void **state)
 	close(fd);
 }
 
-static void test_close_delimited_stream(void **state)
+static void check_close_stream(const char *request)
 {
 	int fd = client();
 	size_t len;
@@ -321,7 +326,7 @@ static void test_close_delimited_stream(void **state)
 	char *resp;
 	const char *body;
 
-	send_all(fd, "GET /close HTTP/1.1\r\nHost: t\r\n\r\n");
+	send_all(fd, request);
 	resp = read_until(fd, NULL, &len, &closed);
 	assert_true(closed);
 	assert_non_null(strstr(resp, "Connection: close\r\n"));
@@ -330,6 +335,17 @@ static void test_close_delimited_stream(void **state)
 	assert_memory_equal(body, fx.blob->data + 10240, 10 * 10240);
 	free(resp);
 	close(fd);
+}
+
+static void test_close_delimited_stream(void **state)
+{
+	check_close_stream("GET /close HTTP/1.1\r\nHost: t\r\n\r\n");
+}
+
+static void test_zero_copy_stream(void **state)
+{
+	/* Same bytes through SENDMSG_ZC; the blob stays referenced until the notifications. */
+	check_close_stream("GET /close-zc HTTP/1.1\r\nHost: t\r\n\r\n");
 }
 
 static void test_head_on_stream_sends_no_body(void **state)
@@ -425,6 +441,7 @@ int main(void)
 		cmocka_unit_test(test_blob_sent_whole),
 		cmocka_unit_test(test_chunked_stream_then_keepalive),
 		cmocka_unit_test(test_close_delimited_stream),
+		cmocka_unit_test(test_zero_copy_stream),
 		cmocka_unit_test(test_head_on_stream_sends_no_body),
 		cmocka_unit_test(test_deferred_answers_in_order),
 		cmocka_unit_test(test_deferred_too_late_gets_503),
