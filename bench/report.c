@@ -128,8 +128,11 @@ static void report_http_md(const struct report *r, struct ptv_buf *md)
 				       jnum(w, "server_cpu_us_per_request"));
 		}
 		ptv_buf_printf(
-			md, "| | ratio plextv/nginx | | /health %.3f, /bench/1k %.3f | | | | |\n",
-			jnum(r->http[i], "ratio_health_rps"), jnum(r->http[i], "ratio_1k_rps"));
+			md,
+			"| | ratio plextv/nginx (req/s) | | /health %.3f, /discover.json %.3f, "
+			"/bench/1k %.3f | | | | |\n",
+			jnum(r->http[i], "ratio_health_rps"),
+			jnum(r->http[i], "ratio_discover_rps"), jnum(r->http[i], "ratio_1k_rps"));
 	}
 }
 

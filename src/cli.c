@@ -25,6 +25,7 @@
 #include "plextv/epg.h"
 #include "plextv/ingest.h"
 #include "plextv/redact.h"
+#include "plextv/lineup_svc.h"
 #include "plextv/server.h"
 #include "plextv/sources.h"
 #include "plextv/store.h"
@@ -682,7 +683,18 @@ static int cmd_channels(struct cli_ctx *x)
 
 static int cmd_sources(struct cli_ctx *x)
 {
-	return list_command(x, ptv_sources_print);
+	struct ptv_config *cfg = ptv_xmalloc(sizeof(*cfg));
+	char base[512];
+	int ret = list_command(x, ptv_sources_print);
+
+	/* What to paste into Plex, Jellyfin or Channels DVR. */
+	if (!ret && !x->json && !load_config(x, cfg)) {
+		ptv_lineup_base_url(cfg->base_url, cfg->listen, base, sizeof(base));
+		printf("\nTuner (HDHomeRun): %s\nM3U: %s/lineup.m3u\nGuide (XMLTV): %s/xmltv.xml\n",
+		       base, base, base);
+	}
+	free(cfg);
+	return ret;
 }
 
 /* `guide map|unmap|list` (EPG, issue 6): manual guide mapping, stored in the store. */

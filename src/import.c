@@ -207,7 +207,7 @@ static int number_owner(MDB_txn *txn, struct import_ctx *x, const char *number, 
 		return -ENOENT;
 	if (rc)
 		return ptv_store_err(rc);
-	*owner = ntohl(*(uint32_t *)v.mv_data);
+	*owner = ptv_store_be32(v.mv_data);
 	return 0;
 }
 

@@ -164,9 +164,11 @@ static int find_source(MDB_txn *txn, struct import_ctx *x)
 	while (!(rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))) {
 		json_t *o = json_loadb(v.mv_data, v.mv_size, 0, NULL);
 
-		if (o && !strcmp(json_string_value(json_object_get(o, "name")) ?: "", x->name)) {
+		/* A guide source may carry the same name: only playlists are ours. */
+		if (o && !strcmp(json_string_value(json_object_get(o, "name")) ?: "", x->name) &&
+		    !strcmp(json_string_value(json_object_get(o, "kind")) ?: "", "m3u")) {
 			x->source = o;
-			x->source_id = ntohl(*(uint32_t *)k.mv_data);
+			x->source_id = ptv_store_be32(k.mv_data);
 			break;
 		}
 		json_decref(o);

@@ -254,7 +254,7 @@ static int lineup_load_channels(struct ptv_lineup *l, struct lineup_priv *p)
 
 	l->channels = lc.chans;
 	l->n_channels = lc.n;
-	if (!ret)
+	if (!ret && l->n_channels)
 		qsort(l->channels, l->n_channels, sizeof(*l->channels), channel_cmp);
 	return ret;
 }

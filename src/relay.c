@@ -98,15 +98,29 @@ static void relay_metrics_init(struct ptv_relay *relay)
 					      "Channels with a running upstream", PTV_METRIC_GAUGE);
 }
 
+/* plextv_relay_send_mode{mode}: 1 for the mode new viewers get, 0 for the others. */
 static void relay_send_mode_metric(enum ptv_send_mode mode)
 {
 	static const char *const names[] = {"mode", NULL};
 	struct ptv_metric_family *f =
-		ptv_metrics_family("plextv_relay_send_mode", "Send mode in use for viewers (1)",
+		ptv_metrics_family("plextv_relay_send_mode", "Send mode new viewers get (1)",
 				   PTV_METRIC_GAUGE, names, NULL, 0, 4);
-	const char *v[] = {ptv_send_mode_name(mode), NULL};
 
-	ptv_metric_set(ptv_metric_get(f, v), 1);
+	for (int m = PTV_SEND_PLAIN; m <= PTV_SEND_SPLICE; m++) {
+		const char *v[] = {ptv_send_mode_name((enum ptv_send_mode)m), NULL};
+		struct ptv_metric *g = ptv_metric_get(f, v);
+
+		ptv_metric_set(g, (double)(m == (int)mode) - ptv_metric_value(g));
+	}
+}
+
+/* The modes this build can do: splice needs the socket itself (see relay.h). */
+static enum ptv_send_mode send_mode_usable(enum ptv_send_mode m)
+{
+	if (m != PTV_SEND_SPLICE)
+		return m;
+	ptv_warn(RELAY_MOD, "send_mode splice is not available yet: using send");
+	return PTV_SEND_PLAIN;
 }
 
 int ptv_relay_new(const struct ptv_config *cfg, struct ptv_pool *pool, unsigned nreactors,
@@ -118,12 +132,7 @@ int ptv_relay_new(const struct ptv_config *cfg, struct ptv_pool *pool, unsigned 
 		free(relay);
 		return -PTV_ERR_CONFIG;
 	}
-	if (relay->cfg.send_mode != PTV_SEND_PLAIN) {
-		/* Both need the socket, which the HTTP layer keeps to itself for now. */
-		ptv_warn(RELAY_MOD, "send_mode %s is not available yet: using send",
-			 ptv_send_mode_name(relay->cfg.send_mode));
-		relay->cfg.send_mode = PTV_SEND_PLAIN;
-	}
+	relay->cfg.send_mode = send_mode_usable(relay->cfg.send_mode);
 	relay->pool = pool;
 	relay->nreactors = nreactors;
 	relay->locals = ptv_xcalloc(nreactors, sizeof(*relay->locals));
@@ -141,10 +150,14 @@ void ptv_relay_reconfigure(struct ptv_relay *relay, const struct ptv_config *cfg
 
 	if (relay_cfg_load(&rc, cfg))
 		return;
-	rc.send_mode = PTV_SEND_PLAIN;
+	rc.send_mode = send_mode_usable(rc.send_mode);
 	pthread_mutex_lock(&relay->lock);
+	if (rc.send_mode != relay->cfg.send_mode)
+		ptv_info(RELAY_MOD, "send_mode %s for new viewers",
+			 ptv_send_mode_name(rc.send_mode));
 	relay->cfg = rc;
 	pthread_mutex_unlock(&relay->lock);
+	relay_send_mode_metric(rc.send_mode);
 }
 
 /* ---- sessions: references and the table ---- */
@@ -591,6 +604,12 @@ static bool viewer_begin(struct relay_viewer *v)
 		viewer_gone(v);
 		return false;
 	}
+	/* SENDMSG_ZC: the HTTP layer keeps each chunk referenced until the kernel's
+	 * notification, and the ring never rewrites a referenced chunk. */
+	if (v->send_mode == PTV_SEND_ZC && ptv_http_stream_set_zerocopy(v->req, true) &&
+	    !atomic_exchange(&v->view->s->relay->zc_warned, true))
+		ptv_warn(RELAY_MOD,
+			 "send_mode zc: this kernel has no zero-copy sendmsg; using send");
 	v->state = RV_WAITING;
 	v->last_drain_ms = view_now(v->view);
 	return true;
@@ -733,6 +752,7 @@ static int session_acquire(struct ptv_relay *relay, struct relay_local *loc,
 	v->eopts.batch_ms = relay->cfg.batch_ms;
 	v->eopts.max_lag_ms = relay->cfg.max_lag_ms;
 	v->write_timeout_ms = relay->cfg.write_timeout_ms;
+	v->send_mode = relay->cfg.send_mode;
 	pthread_mutex_unlock(&relay->lock);
 	*out = s;
 	return 0;

@@ -92,6 +92,7 @@ struct ptv_relay {
 	struct ptv_metric_family *f_viewers, *f_bytes_in, *f_bytes_out, *f_resyncs, *f_evictions,
 		*f_restarts, *f_reconnects, *f_failovers, *f_cc, *f_tuners, *f_refusals, *f_tune;
 	struct ptv_metric *m_sessions, *m_tune_warm, *m_tune_cold;
+	atomic_bool zc_warned;
 };
 
 struct relay_local {
@@ -217,6 +218,7 @@ struct relay_viewer {
 	uint64_t grace_at, deadline_at, end_at; /* ms; end_at 0: no duration */
 	uint64_t last_drain_ms;
 	unsigned write_timeout_ms;
+	enum ptv_send_mode send_mode;
 	struct ptv_egress_opts eopts;
 };
 

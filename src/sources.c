@@ -33,7 +33,7 @@ static int records_each_txn(MDB_txn *txn, void *arg)
 		json_t *o = json_loadb(v.mv_data, v.mv_size, 0, NULL);
 
 		if (o)
-			ret = rc->fn(ntohl(*(uint32_t *)k.mv_data), o, rc->ctx);
+			ret = rc->fn(ptv_store_be32(k.mv_data), o, rc->ctx);
 		json_decref(o);
 	}
 	mdb_cursor_close(cur);

@@ -85,6 +85,12 @@ struct ptv_config {
 	char guide_shift_hours[16];	    /* default shift of a new guide source, -24..24 */
 	unsigned guide_max_mb;		    /* decoded XMLTV size cap */
 	unsigned guide_timeout_s;	    /* wall time of one import: fetch + parse + store */
+	/* [acestream] (acestream.h; the engine URL is acestream_engine in [sources]) */
+	unsigned acestream_max_sessions;     /* concurrent engine sessions, 0 = unlimited */
+	unsigned acestream_timeout_ms;	     /* getstream, stat_url and version calls */
+	unsigned acestream_stop_timeout_ms;  /* command_url?method=stop */
+	unsigned acestream_stat_interval_ms; /* stat_url polls while a channel runs, 0 = none */
+	unsigned acestream_prebuffer_ms;     /* first-TS-byte budget of an Acestream channel */
 };
 
 /** Describes one configuration key; the table in config.c is the single source of truth. */

@@ -6,11 +6,16 @@
  * Import (epg_import.c). A guide source is a record of kind "xmltv" in PTV_DB_SOURCES, so
  * `plextv sources list` shows it next to the playlists. Its body is fetched (libcurl, or a local
  * file for the CLI and the config; gzip transfer and .gz bodies are undone by ptv_fetch) into an
- * unlinked temporary file under DATA_DIR/tmp with the size cap, then streamed through libxml2's
- * xmlReader inside ONE write transaction: a fetch error, a malformed or hostile document, a
- * time-out or a full map aborts it and the previous guide stays served. The file, not the
- * network, feeds the parser so the writer lock is held only while parsing, and so that the
- * store's MAP_FULL retry can run the parse again from the start.
+ * unlinked temporary file under DATA_DIR/tmp with the size cap (a plain local file is read in
+ * place), then streamed through libxml2's xmlReader (xmlReaderForIO over a 8 KiB read buffer)
+ * inside ONE write transaction: a fetch error, a malformed or hostile document, a time-out or
+ * a full map aborts it and the previous guide stays served. A file, not the network, feeds the
+ * parser (libcurl pushes into a sink, the reader pulls) so the writer lock is held only while
+ * parsing, and so that the store's MAP_FULL retry can run the parse again from the start. The
+ * previous import's programmes are unlinked in that transaction and deleted after the commit
+ * in bounded batches (epg_gc), which halves the time and dirty memory of a re-import.
+ * Scheduled refreshes send the last ETag / Last-Modified (a file's mtime) and skip an
+ * unchanged document, unless the lineup now wants other guide channels.
  *
  * Hardening: XML_PARSE_NONET and never NOENT, DTDLOAD, DTDATTR, XINCLUDE or HUGE. A document
  * that declares entities in its internal subset, or references any entity other than the five
@@ -19,13 +24,17 @@
  * refuses entity loops and never reads external entities without NOENT/DTDLOAD; we do not rely
  * on it alone). Element depth is capped at PTV_EPG_MAX_DEPTH (libxml2's own cap is 256), text
  * fields at PTV_EPG_MAX_FIELD bytes (longer ones are cut at a UTF-8 boundary and counted), and
- * the whole import (fetch + parse + store) at a wall-time budget.
+ * the whole import (fetch + parse + store) at a wall-time budget. Two real-world faults are
+ * repaired, and counted, before libxml2 sees them: junk before the document (Xtream panels)
+ * and a bare '&' ("A&E", raw query strings in icon URLs), read as "&amp;".
  *
  * What is kept per programme: every child element of the XMLTV DTD (title, sub-title, desc,
  * credits with roles, date, category, keyword, language, orig-language, length, icon, url,
  * country, episode-num of any system, video, audio, previously-shown, premiere, last-chance,
  * new, subtitles, rating, star-rating, review, image) with their attributes and `lang`.
- * Non-DTD elements (<live/>, x-*) are ignored.
+ * Non-DTD elements (<live/>, x-*) are ignored: the output must stay valid against xmltv.dtd
+ * 1.2.1, which has no <live/>. Empty elements are dropped (empty_element), since
+ * tv_validate_file rejects an empty <desc>.
  *
  * Times: "YYYYMMDDhhmmss +hhmm" and any leading prefix of the digits (missing fields are 0 or
  * 1), offsets as +hhmm, +hh:mm or +hh, "Z"; no zone means UTC (the XMLTV rule). Common

@@ -61,9 +61,11 @@
  *
  * ---- Send modes -------------------------------------------------------------------------------
  * send_mode = send (sendmsg from the chunks; the default: on loopback the kernel copies anyway,
- * PERFORMANCE-ANCHORS §0.3), zc (SEND_ZC) or splice (memfd ring). zc and splice need the
- * connection's socket, which the HTTP layer does not hand out yet: they fall back to send with
- * one warning at start-up and /metrics shows the mode in use (plextv_relay_send_mode).
+ * PERFORMANCE-ANCHORS §0.3), zc (IORING_OP_SENDMSG_ZC from the same chunks: the HTTP layer
+ * keeps each chunk referenced until the kernel's notification, and the ring never rewrites a
+ * referenced chunk) or splice (memfd ring; needs the socket itself, which the HTTP layer does
+ * not hand out yet: falls back to send with a warning). SIGHUP switches the mode for new
+ * viewers; /metrics shows it (plextv_relay_send_mode).
  */
 #pragma once
 

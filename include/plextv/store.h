@@ -106,6 +106,14 @@ int ptv_store_get_json(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen,
 int ptv_store_put_json(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen,
 		       const struct json_t *v);
 
+/** A big-endian u32 key or value, read without assuming alignment (LMDB gives none). */
+static inline uint32_t ptv_store_be32(const void *p)
+{
+	const unsigned char *b = p;
+
+	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
 /** Map size and used bytes, for metrics. */
 void ptv_store_sizes(struct ptv_store *s, uint64_t *map_size, uint64_t *used);
 
