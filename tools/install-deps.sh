@@ -16,7 +16,7 @@ PKGS=(
   hdhomerun-config libhdhomerun-dev gupnp-tools libcap2-bin xmltv-util
   libnginx-mod-rtmp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-  gstreamer1.0-plugins-ugly libxml2-utils jq valgrind gnuplot-nox
+  gstreamer1.0-plugins-ugly libxml2-utils jq valgrind gnuplot-nox vlc-bin vlc-plugin-base
 )
 
 missing=()
