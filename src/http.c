@@ -898,6 +898,21 @@ int ptv_http_stream_end(struct ptv_http_req *req)
 	return 0;
 }
 
+int ptv_http_req_fd(const struct ptv_http_req *req)
+{
+	return req->conn->fd;
+}
+
+void ptv_http_set_close(struct ptv_http_req *req)
+{
+	req->keep_alive = false;
+}
+
+void ptv_http_stream_abort(struct ptv_http_req *req)
+{
+	http_conn_close(req->conn, true);
+}
+
 int ptv_http_stream_set_zerocopy(struct ptv_http_req *req, bool on)
 {
 	if (on && !ptv_reactor_features(req->conn->srv->r)->sendmsg_zc)

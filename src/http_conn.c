@@ -401,8 +401,12 @@ static void conn_recv_cb(struct ptv_reactor *r, struct ptv_op *op, int res, uint
 		ptv_reactor_buf_put(r, bid);
 	} else if (res == 0) {
 		c->peer_eof = true;
-		if (!c->closing && (c->lingering || (!c->sending && !c->req.deferred &&
-						     !c->req.streaming && !c->out_bytes)))
+		/* A viewer that hangs up on a close-delimited stream has left: end it now so the
+		 * producer learns at once (a tuner is freed), not at its next write. */
+		if (!c->closing &&
+		    (c->lingering ||
+		     (c->req.streaming && c->req.stream_mode == PTV_HTTP_STREAM_CLOSE) ||
+		     (!c->sending && !c->req.deferred && !c->req.streaming && !c->out_bytes)))
 			http_conn_close(c, false);
 	} else if (res < 0 && res != -ENOBUFS && res != -ECANCELED) {
 		if (res != -ECONNRESET)

@@ -89,7 +89,16 @@ const struct sockaddr_storage *ptv_http_req_peer(const struct ptv_http_req *req)
 const struct sockaddr_storage *ptv_http_req_local(const struct ptv_http_req *req);
 struct ptv_reactor *ptv_http_req_reactor(const struct ptv_http_req *req);
 
+/**
+ * The connection's socket, for socket options only (SO_SNDBUF, TCP_NOTSENT_LOWAT, eBPF tagging):
+ * all I/O on it goes through this module.
+ */
+int ptv_http_req_fd(const struct ptv_http_req *req);
+
 /* ---- Responses ---- */
+
+/** The response to @req ends the connection ("Connection: close"). Call before responding. */
+void ptv_http_set_close(struct ptv_http_req *req);
 
 /** Adds a response header (before responding). @name and @value must not contain CR/LF. */
 int ptv_http_add_header(struct ptv_http_req *req, const char *name, const char *value);
@@ -122,7 +131,8 @@ enum ptv_http_stream_mode {
  * has been sent (and once right away) so the producer can queue more; it returns 0 to keep
  * going, 1 when it has called ptv_http_stream_end(), or a negative errno to abort the
  * connection. @on_close (may be NULL) runs once when the stream ends for any reason, including
- * the client leaving; after it, @ctx is no longer used.
+ * the client leaving (for PTV_HTTP_STREAM_CLOSE, the client closing its side counts as leaving:
+ * nothing more is read on such a connection); after it, @ctx is no longer used.
  */
 int ptv_http_stream_begin(struct ptv_http_req *req, int status, const char *ctype,
 			  enum ptv_http_stream_mode mode,
@@ -135,6 +145,13 @@ int ptv_http_stream_write_blob(struct ptv_http_req *req, struct ptv_blob *blob, 
 			       size_t len);
 /** Ends the body (chunked terminator, or close once sent). */
 int ptv_http_stream_end(struct ptv_http_req *req);
+/**
+ * Ends a stream at once: the connection is closed without sending what is queued (the
+ * stream's on_close runs). For producers that evict a viewer on their own terms. Do not touch
+ * @req afterwards.
+ */
+void ptv_http_stream_abort(struct ptv_http_req *req);
+
 /** Bytes queued and not yet sent. */
 size_t ptv_http_stream_queued(const struct ptv_http_req *req);
 
