@@ -4,7 +4,8 @@
  *   built-in defaults < INI file < PLEXTV_* environment < command-line flags.
  *
  * The INI file is --config FILE, else DATA_DIR/plextv.conf when it exists. Keys live in
- * sections ([server], [http], [log], [tuner], [sources]); each key has one environment name
+ * sections ([server], [http], [log], [tuner], [sources], [relay], [discovery], [guide],
+ * [acestream]); each key has one environment name
  * (PLEXTV_<KEY>, e.g. PLEXTV_LOG_LEVEL) and one long flag (--log-level). Environment values can
  * also come from files: PLEXTV_X_FILE=/run/secrets/x or FILE__PLEXTV_X=/run/secrets/x.
  *
