@@ -53,9 +53,10 @@ struct key {
 	size_t off;  /* offset of the field in struct ptv_config */
 	size_t size; /* size of the field (strings: including the NUL) */
 	unsigned min, max;
-	const char *def; /* default, as text */
-	bool url;	 /* may carry credentials: shown through ptv_redact_url() */
-	bool secret;	 /* shown as *** */
+	const char *def;     /* default, as text */
+	bool url;	     /* may carry credentials: shown through ptv_redact_url() */
+	bool secret;	     /* shown as *** */
+	const char *choices; /* KT_STRING limited to these words, "|"-separated ("on|off") */
 };
 
 /* Designated-initializer fragments for the table rows. */
@@ -140,10 +141,11 @@ static const struct key keys[] = {
 	/* [relay] */
 	{DESC("relay", "send_mode", "send-mode", "PLEXTV_SEND_MODE", "MODE",
 	      "how TS reaches viewers: send, zc (SEND_ZC) or splice"),
-	 .type = KT_STRING, FIELD(relay_send_mode), .def = "send"},
+	 .type = KT_STRING, FIELD(relay_send_mode), .def = "send", .choices = "send|zc|splice"},
 	{DESC("relay", "ring_bytes", "ring-bytes", "PLEXTV_RING_BYTES", "N",
 	      "per-channel buffer, bytes (rounded up to 64 KiB chunks)"),
-	 .type = KT_UINT, FIELD(relay_ring_bytes), .min = 262144, .max = 1u << 30, .def = "16777216"},
+	 .type = KT_UINT, FIELD(relay_ring_bytes), .min = 262144, .max = 1u << 30,
+	 .def = "16777216"},
 	{DESC("relay", "ring_seconds", "ring-seconds", "PLEXTV_RING_SECONDS", "S",
 	      "per-channel buffer, seconds at most (0 = bytes only)"),
 	 .type = KT_UINT, FIELD(relay_ring_seconds), .min = 0, .max = 3600, .def = "20"},
@@ -156,8 +158,8 @@ static const struct key keys[] = {
 	{DESC("relay", "tune_deadline_ms", "tune-deadline-ms", "PLEXTV_TUNE_DEADLINE_MS", "MS",
 	      "cold tune: close the stream when no byte came by then"),
 	 .type = KT_UINT, FIELD(relay_tune_deadline_ms), .min = 100, .max = 600000, .def = "10000"},
-	{DESC("relay", "source_max_streams", "source-max-streams", "PLEXTV_SOURCE_MAX_STREAMS",
-	      "N", "concurrent channels per source unless the source says (0 = unlimited)"),
+	{DESC("relay", "source_max_streams", "source-max-streams", "PLEXTV_SOURCE_MAX_STREAMS", "N",
+	      "concurrent channels per source unless the source says (0 = unlimited)"),
 	 .type = KT_UINT, FIELD(relay_source_max_streams), .min = 0, .max = 100000, .def = "0"},
 	{DESC("relay", "max_lag_ms", "max-lag-ms", "PLEXTV_MAX_LAG_MS", "MS",
 	      "a viewer further behind jumps to the newest keyframe"),
@@ -166,7 +168,8 @@ static const struct key keys[] = {
 	      "longest wait to fill a viewer's next send (64 KiB otherwise)"),
 	 .type = KT_UINT, FIELD(relay_send_batch_ms), .min = 1, .max = 10000, .def = "100"},
 	{DESC("relay", "ingest_stall_ms", "ingest-stall-ms", "PLEXTV_INGEST_STALL_MS", "MS",
-	      "upstream silent this long: the ingest child reconnects (also its first-byte budget)"),
+	      "upstream silent this long: the ingest child reconnects (also its first-byte "
+	      "budget)"),
 	 .type = KT_UINT, FIELD(relay_ingest_stall_ms), .min = 500, .max = 600000, .def = "5000"},
 	{DESC("relay", "ingest_command", "ingest-command", "PLEXTV_INGEST_COMMAND", "PATH",
 	      "program run per upstream instead of the built-in `plextv ingest` (tests)"),
@@ -174,19 +177,19 @@ static const struct key keys[] = {
 	/* [discovery] */
 	{DESC("discovery", "ssdp", "ssdp", "PLEXTV_SSDP", "on|off",
 	      "answer SSDP searches and announce the tuners (Plex finds them by this)"),
-	 .type = KT_STRING, FIELD(ssdp), .def = "on"},
+	 .type = KT_STRING, FIELD(ssdp), .def = "on", .choices = "on|off"},
 	{DESC("discovery", "hdhr_discovery", "hdhr-discovery", "PLEXTV_HDHR_DISCOVERY", "on|off",
 	      "answer HDHomeRun discovery on UDP 65001 (Jellyfin, Emby, HDHomeRun apps)"),
-	 .type = KT_STRING, FIELD(hdhr_discovery), .def = "on"},
+	 .type = KT_STRING, FIELD(hdhr_discovery), .def = "on", .choices = "on|off"},
 	{DESC("discovery", "allow_prefixes", "allow-prefixes", "PLEXTV_ALLOW_PREFIXES", "CIDRS",
 	      "discovery also answers these sources (e.g. 10.8.0.0/16), besides attached subnets"),
 	 .type = KT_STRING, FIELD(allow_prefixes), .def = ""},
 	{DESC("discovery", "http_port80", "http-port80", "PLEXTV_HTTP_PORT80", "on|off",
 	      "also serve HTTP on port 80, where Jellyfin looks after a UDP 65001 reply"),
-	 .type = KT_STRING, FIELD(http_port80), .def = "off"},
+	 .type = KT_STRING, FIELD(http_port80), .def = "off", .choices = "on|off"},
 	{DESC("discovery", "bpf", "bpf", "PLEXTV_BPF", "auto|on|off",
 	      "eBPF discovery filter and per-channel accounting (auto: when permitted)"),
-	 .type = KT_STRING, FIELD(bpf), .def = "auto"},
+	 .type = KT_STRING, FIELD(bpf), .def = "auto", .choices = "auto|on|off"},
 	{DESC("discovery", "ssdp_notify_interval", "ssdp-notify-interval",
 	      "PLEXTV_SSDP_NOTIFY_INTERVAL", "S", "seconds between SSDP alive announcements"),
 	 .type = KT_UINT, FIELD(ssdp_notify_interval), .min = 10, .max = 899, .def = "60"},
@@ -223,7 +226,8 @@ static const struct key keys[] = {
 	      "longest wait for the engine's getstream, stat and version answers"),
 	 .type = KT_UINT, FIELD(acestream_timeout_ms), .min = 100, .max = 60000, .def = "5000"},
 	{DESC("acestream", "acestream_stop_timeout_ms", "acestream-stop-timeout-ms",
-	      "PLEXTV_ACESTREAM_STOP_TIMEOUT_MS", "MS", "longest wait for the engine's stop answer"),
+	      "PLEXTV_ACESTREAM_STOP_TIMEOUT_MS", "MS",
+	      "longest wait for the engine's stop answer"),
 	 .type = KT_UINT, FIELD(acestream_stop_timeout_ms), .min = 100, .max = 60000,
 	 .def = "3000"},
 	{DESC("acestream", "acestream_stat_interval_ms", "acestream-stat-interval-ms",
@@ -442,6 +446,22 @@ static size_t text_limit(const struct key *k)
 	}
 }
 
+/* A word out of @k->choices, so `config check` catches "ssdp = maybe" before serve does. */
+static int check_choice(const struct key *k, const char *v, char *why, size_t whylen)
+{
+	size_t n = strlen(v);
+	const char *p;
+
+	if (!k->choices)
+		return 0;
+	for (p = k->choices; *p; p += strcspn(p, "|"), p += *p == '|') {
+		if (strcspn(p, "|") == n && !strncmp(p, v, n))
+			return 0;
+	}
+	snprintf(why, whylen, "'%s' is not one of %s", v, k->choices);
+	return -EINVAL;
+}
+
 /* Validates @v for @k and stores it; on error writes the reason (without the key) to @why. */
 static int set_value(struct ptv_config *c, const struct key *k, const char *v, char *why,
 		     size_t whylen)
@@ -486,6 +506,7 @@ static int set_value(struct ptv_config *c, const struct key *k, const char *v, c
 			*(enum ptv_log_format *)field(c, k) = fmt;
 		return ret;
 	case KT_STRING:
+		ret = check_choice(k, v, why, whylen);
 		break;
 	}
 	if (!ret)

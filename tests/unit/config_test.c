@@ -167,6 +167,21 @@ static void test_key_table(void **state)
 	assert_false(ptv_config_has_key("config"));
 }
 
+static void test_choices(void **state)
+{
+	struct ptv_config c;
+	char err[256];
+
+	ptv_config_defaults(&c);
+	assert_int_equal(ptv_config_set(&c, "ssdp", "off", err, sizeof(err)), 0);
+	assert_string_equal(c.ssdp, "off");
+	assert_int_not_equal(ptv_config_set(&c, "ssdp", "maybe", err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "on|off"));
+	assert_string_equal(c.ssdp, "off");
+	assert_int_not_equal(ptv_config_set(&c, "send-mode", "sendfile", err, sizeof(err)), 0);
+	assert_int_equal(ptv_config_set(&c, "bpf", "auto", err, sizeof(err)), 0);
+}
+
 static void test_layers(void **state)
 {
 	struct fixture *f = *state;
@@ -493,6 +508,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_key_table),
+		cmocka_unit_test(test_choices),
 		cmocka_unit_test_setup_teardown(test_layers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_default_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_explicit_file, setup, teardown),
