@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include <errno.h>
+#include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -23,6 +26,8 @@ int bench_relay_parse(const char *spec, struct bench_relay *r)
 	r->name = spec;
 	if (!strcmp(spec, "plextv")) {
 		r->kind = BENCH_RELAY_PLEXTV;
+		r->needs_source = true;
+		snprintf(r->path, sizeof(r->path), "/auto/v1");
 	} else if (!strcmp(spec, "vlc")) {
 		r->kind = BENCH_RELAY_VLC;
 		r->needs_source = true;
@@ -111,6 +116,163 @@ static int relay_gstreamer(struct bench_relay *r, uint16_t src_port, const char 
 	return bench_spawn(argv, &o, &r->pid);
 }
 
+int bench_plextv_bin(char *out, size_t n)
+{
+	const char *env = getenv("PLEXTV_BIN");
+	char dir[PATH_MAX];
+	int ret;
+
+	if (env && *env) {
+		snprintf(out, n, "%s", env);
+		return access(out, X_OK) ? -ENOENT : 0;
+	}
+	ret = bench_self_dir(dir, sizeof(dir));
+	if (ret)
+		return ret;
+	snprintf(out, n, "%s/plextv", dir);
+	return access(out, X_OK) ? -ENOENT : 0;
+}
+
+int bench_plextv_run(const char *bin, const char *const *args, const char *log, unsigned timeout_ms)
+{
+	const char *argv[32];
+	struct bench_spawn_opts so = {.log_path = log};
+	unsigned n = 0;
+	pid_t pid;
+	int status, ret;
+
+	argv[n++] = bin;
+	while (*args && n < PTV_ARRAY_SIZE(argv) - 1)
+		argv[n++] = *args++;
+	argv[n] = NULL;
+	ret = bench_spawn(argv, &so, &pid);
+	if (ret)
+		return ret;
+	ret = bench_wait_exit(pid, timeout_ms, &status);
+	if (ret) {
+		bench_stop(pid, 1000);
+		return ret;
+	}
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+int bench_wait_body(uint16_t port, const char *path, const char *needle, unsigned timeout_ms)
+{
+	uint64_t end = ptv_now_ns() + (uint64_t)timeout_ms * 1000000u;
+	struct ptv_buf body = {0};
+	int status, ret = -ETIMEDOUT;
+
+	while (!bench_interrupted && ptv_now_ns() < end) {
+		ptv_buf_reset(&body);
+		if (!bench_http_get(port, path, &status, &body, 2000) && status == 200 &&
+		    !ptv_buf_putc(&body, '\0') && strstr(body.data, needle)) {
+			ret = 0;
+			break;
+		}
+		usleep(50000);
+	}
+	ptv_buf_free(&body);
+	return ret;
+}
+
+double bench_metric(const char *text, const char *name, bool max)
+{
+	size_t len = strlen(name);
+	const char *p = text, *v;
+	double sum = 0, m = -INFINITY, x;
+	bool any = false;
+
+	for (; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		if (strncmp(p, name, len) || (p[len] != ' ' && p[len] != '{'))
+			continue;
+		v = p + len;
+		if (*v == '{' && !(v = strchr(v, '}')))
+			continue;
+		x = strtod(v + 1, NULL);
+		sum += x;
+		m = x > m ? x : m;
+		any = true;
+	}
+	return !any ? NAN : max ? m : sum;
+}
+
+double bench_metric_get(uint16_t port, const char *name, bool max)
+{
+	struct ptv_buf body = {0};
+	int status;
+	double v = NAN;
+
+	if (!bench_http_get(port, "/metrics", &status, &body, 5000) && status == 200 &&
+	    !ptv_buf_putc(&body, '\0'))
+		v = bench_metric(body.data, name, max);
+	ptv_buf_free(&body);
+	return v;
+}
+
+/*
+ * plextv: `serve` on a temporary data dir (no demo lineup, no discovery), a one-channel M3U
+ * pointing at the paced source imported with `plextv import m3u`, then wait until
+ * /lineup.json lists GuideNumber 1. Clients GET /auto/v1. The measured tree is serve and its
+ * ingest child.
+ */
+static int relay_plextv(struct bench_relay *r, const char *tmpdir, uint16_t src_port,
+			const char *log)
+{
+	char listen[64], m3u[PATH_MAX + 16], body[256], conf[PATH_MAX + 32];
+	const char *argv[48];
+	const char *imp[] = {"import", "m3u", m3u, "--data-dir", r->data_dir, "--name", "bench",
+			     NULL};
+	struct bench_spawn_opts so = {.log_path = log};
+	size_t n = 0, off = 0, i;
+	int ret;
+
+	ret = bench_plextv_bin(r->bin, sizeof(r->bin));
+	if (ret)
+		return ret;
+	r->source_port = src_port;
+	snprintf(r->data_dir, sizeof(r->data_dir), "%s/plextv-data", tmpdir);
+	mkdir(r->data_dir, 0700);
+	snprintf(m3u, sizeof(m3u), "%s/bench.m3u", tmpdir);
+	snprintf(body, sizeof(body),
+		 "#EXTM3U\n#EXTINF:-1 tvg-id=\"bench.1\" tvg-chno=\"1\",Bench\n"
+		 "http://127.0.0.1:%u/stream\n",
+		 src_port);
+	ret = bench_write_file(m3u, body, strlen(body));
+	if (ret)
+		return ret;
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", r->port);
+	argv[n++] = r->bin;
+	argv[n++] = "serve";
+	argv[n++] = "--data-dir", argv[n++] = r->data_dir;
+	argv[n++] = "--listen", argv[n++] = listen;
+	argv[n++] = "--demo-dir", argv[n++] = "";
+	argv[n++] = "--ssdp", argv[n++] = "off";
+	argv[n++] = "--hdhr-discovery", argv[n++] = "off";
+	argv[n++] = "--http-port80", argv[n++] = "off";
+	argv[n++] = "--log-level", argv[n++] = "warn";
+	argv[n++] = "--bpf", argv[n++] = r->bpf ? r->bpf : "off";
+	if (r->send_mode)
+		argv[n++] = "--send-mode", argv[n++] = r->send_mode;
+	for (i = 0; r->extra && r->extra[i] && n < PTV_ARRAY_SIZE(argv) - 1; i++)
+		argv[n++] = r->extra[i];
+	argv[n] = NULL;
+	for (i = 0; i < n && off < sizeof(r->cmdline) - 1; i++)
+		off += (size_t)snprintf(r->cmdline + off, sizeof(r->cmdline) - off, "%s%s",
+					i ? " " : "", *argv[i] ? argv[i] : "''");
+	ret = bench_spawn(argv, &so, &r->pid);
+	if (!ret)
+		ret = bench_wait_port(r->port, 20000);
+	snprintf(conf, sizeof(conf), "%s/plextv-import.log", tmpdir);
+	if (!ret)
+		ret = bench_plextv_run(r->bin, imp, conf, 60000);
+	if (ret) {
+		fprintf(stderr, "plextv: import of the one-channel M3U failed\n");
+		bench_log_tail(conf, 2000);
+		return ret;
+	}
+	return bench_wait_body(r->port, "/lineup.json", "\"GuideNumber\":\"1\"", 20000);
+}
+
 int bench_relay_start(struct bench_relay *r, const char *tmpdir, uint16_t src_port)
 {
 	char log[PATH_MAX];
@@ -133,6 +295,8 @@ int bench_relay_start(struct bench_relay *r, const char *tmpdir, uint16_t src_po
 		ret = relay_vlc(r, tmpdir, src_port, log);
 	else if (r->kind == BENCH_RELAY_GSTREAMER)
 		ret = relay_gstreamer(r, src_port, log);
+	else if (r->kind == BENCH_RELAY_PLEXTV)
+		ret = relay_plextv(r, tmpdir, src_port, log);
 	else
 		ret = -ENOSYS;
 	if (ret)

@@ -10,7 +10,7 @@
 #include <sys/types.h>
 
 enum bench_relay_kind {
-	BENCH_RELAY_PLEXTV = 1, /* pending on the relay core (issue 4) */
+	BENCH_RELAY_PLEXTV = 1, /* plextv serve + one-channel M3U import, /auto/v1 */
 	BENCH_RELAY_VLC,	/* VLC 3 sout #std{access=http,mux=ts} */
 	BENCH_RELAY_GSTREAMER,	/* tcpclientsrc ! tcpserversink (raw TCP) */
 	BENCH_RELAY_DIRECT,	/* no relay: clients read the paced source itself */
@@ -29,7 +29,25 @@ struct bench_relay {
 	bool source_raw;   /* ... in raw TCP mode */
 	pid_t pid;	   /* process tree measured as "the relay"; 0: none */
 	char cmdline[1024];
+	/* plextv only: serve options and where it keeps its state */
+	const char *send_mode;	   /* --send-mode (NULL: serve's default) */
+	const char *bpf;	   /* --bpf (NULL: off, so runs compare like for like) */
+	const char *const *extra;  /* more serve arguments, NULL-terminated; may be NULL */
+	char data_dir[4096];
+	char bin[4096];		   /* the plextv executable */
+	uint16_t source_port;	   /* the paced source the channel points at */
 };
+
+/** The plextv executable: $PLEXTV_BIN, else `plextv` beside this executable. */
+int bench_plextv_bin(char *out, size_t n);
+/** Runs `plextv ARGS...` to completion (bounded by @timeout_ms); 0 when it exited 0. */
+int bench_plextv_run(const char *bin, const char *const *args, const char *log, unsigned timeout_ms);
+/** Polls GET @path on 127.0.0.1:@port until the body contains @needle. */
+int bench_wait_body(uint16_t port, const char *path, const char *needle, unsigned timeout_ms);
+/** Sum (or max, with @max) of every sample of metric @name in a Prometheus text body. */
+double bench_metric(const char *text, const char *name, bool max);
+/** GET /metrics and bench_metric(); NaN when unavailable. */
+double bench_metric_get(uint16_t port, const char *name, bool max);
 
 /** Parses plextv|vlc|gstreamer|direct|url:URL|raw:HOST:PORT. Returns 0 or -EINVAL/-EPERM. */
 int bench_relay_parse(const char *spec, struct bench_relay *r);

@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -270,43 +271,45 @@ static void server_free_threads(struct server *srv)
 	free(srv->threads);
 }
 
-static bool restart_key_changed(const struct ptv_config *a, const struct ptv_config *b,
-				const char **key)
+/* Keys the running process is built around: a reload logs them and keeps the old values. */
+#define RESTART_STR(f)                                                                  \
+	{                                                                               \
+#f, offsetof(struct ptv_config, f), sizeof(((struct ptv_config *)0)->f) \
+	}
+static const struct {
+	const char *name;
+	size_t off, size;
+} restart_keys[] = {
+	RESTART_STR(listen),	   RESTART_STR(data_dir), RESTART_STR(workers),
+	RESTART_STR(pool_threads), RESTART_STR(ssdp),	  RESTART_STR(hdhr_discovery),
+	RESTART_STR(http_port80),  RESTART_STR(bpf),	  RESTART_STR(allow_prefixes),
+};
+
+/* Logs every restart-only key that changed and puts its running value back into @next. */
+static void restart_keys_keep(const struct ptv_config *cur, struct ptv_config *next)
 {
-	if (strcmp(a->listen, b->listen)) {
-		*key = "listen";
-		return true;
+	for (size_t i = 0; i < PTV_ARRAY_SIZE(restart_keys); i++) {
+		const char *a = (const char *)cur + restart_keys[i].off;
+		char *b = (char *)next + restart_keys[i].off;
+
+		if (!memcmp(a, b, restart_keys[i].size))
+			continue;
+		ptv_warn("config", "%s changed: takes effect after a restart, not applied now",
+			 restart_keys[i].name);
+		memcpy(b, a, restart_keys[i].size);
 	}
-	if (strcmp(a->data_dir, b->data_dir)) {
-		*key = "data_dir";
-		return true;
-	}
-	if (a->workers != b->workers || a->pool_threads != b->pool_threads) {
-		*key = a->workers != b->workers ? "workers" : "pool_threads";
-		return true;
-	}
-	return false;
 }
 
 static void server_reload(struct server *srv)
 {
 	struct ptv_config next;
-	const char *key;
 	char err[512];
 
 	if (ptv_config_load(&next, srv->config_file, srv->ov, srv->n_ov, err, sizeof(err))) {
 		ptv_error("config", "reload rejected, keeping the running configuration: %s", err);
 		return;
 	}
-	if (restart_key_changed(&srv->cfg, &next, &key)) {
-		ptv_warn("config", "%s changed: takes effect after a restart, not applied now",
-			 key);
-		/* Keep what the running process is built around. */
-		memcpy(next.listen, srv->cfg.listen, sizeof(next.listen));
-		memcpy(next.data_dir, srv->cfg.data_dir, sizeof(next.data_dir));
-		next.workers = srv->cfg.workers;
-		next.pool_threads = srv->cfg.pool_threads;
-	}
+	restart_keys_keep(&srv->cfg, &next);
 	srv->cfg = next;
 	ptv_log_set_level(next.log_level);
 	ptv_log_set_format(next.log_format);
@@ -428,14 +431,14 @@ static int server_init(struct server *srv, const struct ptv_config *cfg)
 	if (!ret)
 		ret = ptv_relay_routes_register(srv->relay, srv->router);
 	if (!ret) {
-		struct ptv_hdhr_hooks hooks = { ptv_relay_hook_tune, ptv_relay_hook_status,
-						srv->relay };
+		struct ptv_hdhr_hooks hooks = {ptv_relay_hook_tune, ptv_relay_hook_status,
+					       srv->relay};
 
 		ret = ptv_hdhr_routes_register(srv->router, srv->lineup, &hooks, &srv->hdhr);
 	}
 	if (!ret) {
-		struct ptv_discovery_deps dd = { &srv->cfg, srv->lineup, srv->router, &srv->shared,
-						 &srv->limits };
+		struct ptv_discovery_deps dd = {&srv->cfg, srv->lineup, srv->router, &srv->shared,
+						&srv->limits};
 
 		ret = ptv_discovery_new(&dd, &srv->disc);
 	}
@@ -453,7 +456,7 @@ static void server_deinit(struct server *srv)
 	ptv_pool_free(srv->pool);
 	server_free_threads(srv);
 	ptv_discovery_free(srv->disc); /* after the rings: its receives pointed into it */
-	ptv_relay_free(srv->relay); /* after the rings: no read may land in a freed chunk */
+	ptv_relay_free(srv->relay);    /* after the rings: no read may land in a freed chunk */
 	ptv_router_free(srv->router);
 	ptv_hdhr_free(srv->hdhr);
 	ptv_lineup_svc_free(srv->lineup);
