@@ -632,7 +632,14 @@ int ptv_acestream_reconfigure(struct ptv_acestream *a, const struct ptv_acestrea
 
 unsigned ptv_acestream_prebuffer_ms(const struct ptv_acestream *a)
 {
-	return a->prebuffer_ms;
+	/* Reactors and pool threads read it while SIGHUP may rewrite it. */
+	struct ptv_acestream *m = (struct ptv_acestream *)a;
+	unsigned ms;
+
+	pthread_mutex_lock(&m->lock);
+	ms = m->prebuffer_ms;
+	pthread_mutex_unlock(&m->lock);
+	return ms;
 }
 
 int ptv_acestream_slot_acquire(struct ptv_acestream *a)

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "import_int.h"
+#include "plextv/acestream.h"
 #include "plextv/lineup.h"
 #include "plextv/log.h"
 #include "plextv/redact.h"
@@ -39,8 +40,8 @@ static char *coll_strdup(struct import_coll *c, const char *s)
 
 /* Schemes libavformat may open for a channel out of a playlist. Never file:, data:, concat:
  * or anything that reads local state, unless the operator named the playlist himself. */
-static const char *const url_schemes[] = { "http",  "https", "rtmp", "rtmps", "rtmpt", "rtsp",
-					   "rtsps", "udp",   "rtp",  "srt",   "acestream" };
+static const char *const url_schemes[] = {"http",  "https", "rtmp", "rtmps", "rtmpt",	 "rtsp",
+					  "rtsps", "udp",   "rtp",  "srt",   "acestream"};
 
 static bool scheme_allowed(const char *url, bool allow_file, bool *file)
 {
@@ -70,13 +71,31 @@ static char *url_resolve(const char *base, const char *rel)
 	return out;
 }
 
+/*
+ * An engine URL in a playlist (http://host:6878/ace/getstream?id=ID, or infohash=) is an
+ * Acestream channel: stored as acestream://ID (acestream://infohash=ID) so the relay tunes it
+ * through its own engine client, one fresh pid per session, and duplicates compare equal.
+ */
+static bool ace_engine_url(const char *url, char *out, size_t len)
+{
+	char id[PTV_ACESTREAM_ID_LEN + 1];
+	enum ptv_acestream_selector sel;
+
+	if (strncasecmp(url, "http", 4) || ptv_acestream_parse_id(url, id, &sel))
+		return false;
+	snprintf(out, len, "acestream://%s%s", sel == PTV_ACESTREAM_INFOHASH ? "infohash=" : "",
+		 id);
+	return true;
+}
+
 static int coll_entry(const struct ptv_m3u_entry *e, void *ctx)
 {
 	struct import_coll *c = ctx;
 	struct import_entry *ie;
 	char *resolved = NULL;
 	const char *url = e->url;
-	bool file;
+	char ace[sizeof("acestream://infohash=") + PTV_ACESTREAM_ID_LEN];
+	bool file, ace_url;
 
 	if (!strstr(url, "://")) {
 		resolved = url_resolve(c->base, url);
@@ -92,10 +111,11 @@ static int coll_entry(const struct ptv_m3u_entry *e, void *ctx)
 		c->cap = c->cap ? c->cap * 2 : 256;
 		c->entries = ptv_xrealloc(c->entries, c->cap * sizeof(*c->entries));
 	}
+	ace_url = !e->acestream && ace_engine_url(url, ace, sizeof(ace));
 	ie = &c->entries[c->n++];
 	memset(ie, 0, sizeof(*ie));
 	ie->name = coll_strdup(c, e->name[0] ? e->name : url);
-	ie->url = coll_strdup(c, url);
+	ie->url = coll_strdup(c, ace_url ? ace : url);
 	ie->file = file;
 	curl_free(resolved);
 	ie->tvg_id = coll_strdup(c, e->tvg_id);
@@ -106,7 +126,7 @@ static int coll_entry(const struct ptv_m3u_entry *e, void *ctx)
 	ie->shift = e->tvg_shift;
 	ie->radio = e->radio;
 	ie->drm = e->drm;
-	ie->acestream = e->acestream;
+	ie->acestream = e->acestream || ace_url;
 	ie->n_headers = PTV_MIN(e->n_headers, (unsigned)PTV_M3U_MAX_HEADERS);
 	for (unsigned i = 0; i < ie->n_headers; i++) {
 		ie->hdr_names[i] = coll_strdup(c, e->headers[i].name);
@@ -155,8 +175,8 @@ static void entry_to_rec(const struct import_entry *e, uint32_t source, struct p
 {
 	memset(r, 0, sizeof(*r));
 	r->kind = e->acestream ? PTV_CHANNEL_ACESTREAM
-				: e->file ? PTV_CHANNEL_FILE
-					  : PTV_CHANNEL_URL;
+		  : e->file    ? PTV_CHANNEL_FILE
+			       : PTV_CHANNEL_URL;
 	r->flags = PTV_CHANREC_PRESENT | (e->enabled ? PTV_CHANREC_ENABLED : 0) |
 		   (e->drm ? PTV_CHANREC_DRM : 0) | (e->radio ? PTV_CHANREC_RADIO : 0) |
 		   (e->hd ? PTV_CHANREC_HD : 0);

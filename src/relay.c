@@ -13,7 +13,8 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "http_int.h" /* ptv_http_req's socket, until http.h has an accessor (see below) */
+#include "plextv/bpf_loader.h"
+#include "plextv/discovery.h"
 #include "plextv/router.h"
 #include "relay_int.h"
 
@@ -41,9 +42,27 @@ static int relay_cfg_load(struct relay_cfg *rc, const struct ptv_config *c)
 	rc->stall_ms = c->relay_ingest_stall_ms;
 	rc->write_timeout_ms = c->write_timeout_ms;
 	snprintf(rc->user_agent, sizeof(rc->user_agent), "%s", c->user_agent);
-	snprintf(rc->acestream_engine, sizeof(rc->acestream_engine), "%s", c->acestream_engine);
 	snprintf(rc->ingest_command, sizeof(rc->ingest_command), "%s", c->relay_ingest_command);
 	return 0;
+}
+
+/*
+ * The user-space side of per-channel accounting: the same families discovery fills from the
+ * kernel (source="bpf"), so the two can be compared series by series. Payload bytes as the
+ * relay sees them: TS body bytes a viewer's socket accepted, TS bytes the ingest gave.
+ */
+static void relay_acct_metrics_init(struct ptv_relay *relay)
+{
+	static const char *const labels[] = {"channel", "source", NULL};
+
+	relay->f_acct_out = ptv_metrics_family(PTV_CHANNEL_EGRESS_METRIC,
+					       "Payload bytes sent to viewers per channel "
+					       "(source: bpf = kernel, user = relay)",
+					       PTV_METRIC_COUNTER, labels, NULL, 0, 8192);
+	relay->f_acct_in = ptv_metrics_family(PTV_CHANNEL_INGRESS_METRIC,
+					      "Payload bytes received from upstreams per channel "
+					      "(source: bpf = kernel, user = relay)",
+					      PTV_METRIC_COUNTER, labels, NULL, 0, 8192);
 }
 
 static void relay_metrics_init(struct ptv_relay *relay)
@@ -92,6 +111,7 @@ static void relay_metrics_init(struct ptv_relay *relay)
 					   "Request to first TS byte queued, warm or cold channel",
 					   PTV_METRIC_HISTOGRAM, tune_buckets_names, tune_buckets,
 					   PTV_ARRAY_SIZE(tune_buckets), 2);
+	relay_acct_metrics_init(relay);
 	relay->m_tune_warm = ptv_metric_get(relay->f_tune, warm);
 	relay->m_tune_cold = ptv_metric_get(relay->f_tune, cold);
 	relay->m_sessions = ptv_metric_simple("plextv_relay_sessions",
@@ -142,6 +162,11 @@ int ptv_relay_new(const struct ptv_config *cfg, struct ptv_pool *pool, unsigned 
 	relay_send_mode_metric(relay->cfg.send_mode);
 	*out = relay;
 	return 0;
+}
+
+void ptv_relay_set_acestream(struct ptv_relay *relay, struct ptv_acestream *ace)
+{
+	relay->ace = ace;
 }
 
 void ptv_relay_reconfigure(struct ptv_relay *relay, const struct ptv_config *cfg)
@@ -286,33 +311,16 @@ static int slot_pick_locked(struct ptv_relay *relay, const struct ptv_lineup_cha
 
 /* ---- the child's configuration ---- */
 
-static void json_add_url(json_t *urls, const struct relay_cfg *cfg,
-			 const struct ptv_lineup_channel *ch, const char *url)
-{
-	char buf[1024];
-	size_t n;
-
-	if (ch->kind != PTV_CHANNEL_ACESTREAM || strncmp(url, "acestream://", 12)) {
-		json_array_append_new(urls, json_string(url));
-		return;
-	}
-	/* The engine plays one client per pid: a fresh one per session (PROTOCOLS.md §4.2). */
-	n = strlen(cfg->acestream_engine);
-	while (n && cfg->acestream_engine[n - 1] == '/')
-		n--;
-	snprintf(buf, sizeof(buf), "%.*s/ace/getstream?id=%s&pid=plextv-%08x%08x", (int)n,
-		 cfg->acestream_engine, url + 12, (unsigned)random(), (unsigned)random());
-	json_array_append_new(urls, json_string(buf));
-}
-
 static char *ingest_json(const struct relay_cfg *cfg, const struct ptv_lineup_channel *ch)
 {
 	json_t *o = json_object(), *urls = json_array(), *hdrs = json_object();
 	bool have_ua = false;
 	char *out;
 
-	for (unsigned i = 0; i < ch->n_urls && i < 16; i++)
-		json_add_url(urls, cfg, ch, ch->urls[i]);
+	/* An Acestream channel's URL is the engine's playback URL, known only once the spawn
+	 * job has resolved it (relay_session.c): the template goes without. */
+	for (unsigned i = 0; ch->kind != PTV_CHANNEL_ACESTREAM && i < ch->n_urls && i < 16; i++)
+		json_array_append_new(urls, json_string(ch->urls[i]));
 	for (unsigned i = 0; i < ch->n_headers; i++) {
 		json_object_set_new(hdrs, ch->headers[i].name, json_string(ch->headers[i].value));
 		have_ua |= !strcasecmp(ch->headers[i].name, "User-Agent");
@@ -342,6 +350,8 @@ static void session_metrics(struct relay_session *s)
 {
 	struct ptv_relay *relay = s->relay;
 	const char *v[] = {s->number, NULL};
+	char id[16];
+	const char *acct[] = {id, "user", NULL};
 
 	s->m_viewers = ptv_metric_get(relay->f_viewers, v);
 	s->m_bytes_in = ptv_metric_get(relay->f_bytes_in, v);
@@ -350,6 +360,9 @@ static void session_metrics(struct relay_session *s)
 	s->m_evictions = ptv_metric_get(relay->f_evictions, v);
 	s->m_failovers = ptv_metric_get(relay->f_failovers, v);
 	s->m_cc = ptv_metric_get(relay->f_cc, v);
+	snprintf(id, sizeof(id), "%u", s->channel_id);
+	s->m_acct_out = ptv_metric_get(relay->f_acct_out, acct);
+	s->m_acct_in = ptv_metric_get(relay->f_acct_in, acct);
 }
 
 static struct relay_session *session_new_locked(struct ptv_relay *relay,
@@ -375,6 +388,14 @@ static struct relay_session *session_new_locked(struct ptv_relay *relay,
 	snprintf(s->cfg.exe, sizeof(s->cfg.exe), "%s",
 		 cfg->ingest_command[0] ? cfg->ingest_command : "/proc/self/exe");
 	s->ingest_json = ingest_json(cfg, ch);
+	if (ch->kind == PTV_CHANNEL_ACESTREAM && ch->n_urls) {
+		s->ace_src = ptv_xstrdup(ch->urls[0]);
+		/* The engine holds the playback connection silent while it prebuffers: the
+		 * watchdog must not take that for a hung child. */
+		if (relay->ace)
+			s->cfg.stall_ms =
+				PTV_MAX(s->cfg.stall_ms, ptv_acestream_prebuffer_ms(relay->ace));
+	}
 	s->views = ptv_xcalloc(relay->nreactors, sizeof(*s->views));
 	for (unsigned i = 0; i < relay->nreactors; i++) {
 		struct relay_view *v = &s->views[i];
@@ -458,24 +479,20 @@ static const char *code_text(int code)
 }
 
 /*
- * 404/503 with X-HDHomeRun-Error, a short body and Connection: close. Sent as a
- * close-delimited "stream" because that is how the HTTP layer closes after an answer.
+ * 404/503 with X-HDHomeRun-Error, a short body and Connection: close: a tuner client retries
+ * on a fresh connection, and a half-read request of a refused stream is not worth keeping.
  */
 static int respond_refusal(struct ptv_relay *relay, struct ptv_http_req *req, int code)
 {
 	const char *text = code_text(code);
-	int status = code == 801 ? 404 : 503, ret;
+	int status = code == 801 ? 404 : 503;
+	char body[64];
+	int n = snprintf(body, sizeof(body), "%s\n", text);
 
 	refusal_count(relay, code);
+	ptv_http_set_close(req);
 	ptv_http_add_header(req, "X-HDHomeRun-Error", text);
-	ret = ptv_http_stream_begin(req, status, "text/plain; charset=utf-8", PTV_HTTP_STREAM_CLOSE,
-				    drain_none, NULL, NULL);
-	if (ret)
-		return ret;
-	ptv_http_stream_write(req, text, strlen(text));
-	ptv_http_stream_write(req, "\n", 1);
-	ptv_http_stream_end(req);
-	return 0;
+	return ptv_http_respond(req, status, "text/plain; charset=utf-8", body, (size_t)n);
 }
 
 static void view_deactivate(struct relay_view *v)
@@ -510,12 +527,29 @@ static void viewer_gone(struct relay_viewer *v)
 	relay_session_unref(s);
 }
 
+/*
+ * User-space accounting of what the viewer's socket took: body bytes queued minus those still
+ * queued. Counted as the HTTP layer drains (and at the end), never per pump, so an evicted
+ * viewer's unsent backlog does not count; the eBPF side counts the same socket's payload.
+ */
+static void viewer_count_sent(struct relay_viewer *v)
+{
+	size_t queued = ptv_http_stream_queued(v->req);
+	uint64_t sent = v->pumped > queued ? v->pumped - queued : 0;
+
+	if (sent <= v->counted)
+		return;
+	ptv_metric_add(v->view->s->m_acct_out, sent - v->counted);
+	v->counted = sent;
+}
+
 static void viewer_on_close(void *ctx)
 {
 	struct relay_viewer *v = ctx;
 	struct relay_session *s = v->view->s;
 	uint64_t now = view_now(v->view);
 
+	viewer_count_sent(v);
 	/* Bytes still queued and no progress for the write timeout: the HTTP layer gave up on
 	 * a viewer that stopped reading. That is an eviction. */
 	if (v->state == RV_STREAMING && v->write_timeout_ms && ptv_http_stream_queued(v->req) &&
@@ -544,8 +578,10 @@ static int viewer_pump(struct relay_viewer *v, uint64_t now)
 	struct relay_session *s = v->view->s;
 	int n = ptv_egress_pump(&v->eg, relay_view_ring(v->view), &http_sink, v, &v->eopts, now);
 
-	if (n > 0)
+	if (n > 0) {
 		ptv_metric_add(s->m_bytes_out, (uint64_t)n);
+		v->pumped += (uint64_t)n;
+	}
 	if (v->eg.events & PTV_EGRESS_STARTED && !v->observed)
 		viewer_observe(v);
 	if (v->eg.events & PTV_EGRESS_RESYNC)
@@ -567,6 +603,7 @@ static int viewer_on_drain(struct ptv_http_req *req, void *ctx)
 	uint64_t now = view_now(v->view);
 
 	v->last_drain_ms = now;
+	viewer_count_sent(v);
 	if (v->state != RV_STREAMING)
 		return 0;
 	if (v->end_at && now >= v->end_at) {
@@ -581,14 +618,16 @@ static int viewer_on_drain(struct ptv_http_req *req, void *ctx)
  * net.ipv4.tcp_wmem's max (4 MiB) before a send blocks and the write timeout can start, and
  * 1,000 clients could pin gigabytes (PERFORMANCE-ANCHORS §7c). TCP_NOTSENT_LOWAT also makes a
  * send wait while more than that much is still unsent (HAProxy: 10x less socket memory).
- * The socket comes from the HTTP layer's internals until http.h offers ptv_http_req_fd().
+ * The eBPF accounting tag names the channel this socket's payload counts toward (one map
+ * update; a cheap -ENODEV when accounting is off).
  */
-static void viewer_sockopts(struct ptv_http_req *req)
+static void viewer_sockopts(struct relay_viewer *v)
 {
-	int fd = req->conn->fd, sndbuf = RELAY_SNDBUF, lowat = RELAY_NOTSENT_LOWAT;
+	int fd = ptv_http_req_fd(v->req), sndbuf = RELAY_SNDBUF, lowat = RELAY_NOTSENT_LOWAT;
 
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
+	ptv_bpf_account_socket(fd, v->view->s->channel_id, false);
 }
 
 /* Sends the 200 head. False: the connection is gone and @v was freed. */
@@ -598,7 +637,7 @@ static bool viewer_begin(struct relay_viewer *v)
 
 	snprintf(res, sizeof(res), "tuner%u", v->tuner);
 	ptv_http_add_header(v->req, "X-HDHomeRun-Resource", res);
-	viewer_sockopts(v->req);
+	viewer_sockopts(v);
 	if (ptv_http_stream_begin(v->req, 200, "video/mp2t", PTV_HTTP_STREAM_CLOSE, viewer_on_drain,
 				  viewer_on_close, v)) {
 		viewer_gone(v);
@@ -645,10 +684,14 @@ static void viewer_service(struct relay_viewer *v, uint64_t now)
 	case RV_WAITING:
 		if (can) {
 			v->state = RV_STREAMING;
-		} else if (fail || now >= v->deadline_at) {
-			if (!fail)
-				refusal_count(v->view->s->relay, 807);
+		} else if (fail) {
 			viewer_end(v);
+			return;
+		} else if (now >= v->deadline_at) {
+			/* Our own deadline: nothing was queued after the head, close at once. */
+			refusal_count(v->view->s->relay, 807);
+			v->state = RV_ENDING;
+			ptv_http_stream_abort(v->req);
 			return;
 		} else {
 			return;
@@ -749,6 +792,9 @@ static int session_acquire(struct ptv_relay *relay, struct relay_local *loc,
 	v->tuner = s->tuner;
 	v->grace_at = relay->cfg.grace_ms;
 	v->deadline_at = relay->cfg.deadline_ms;
+	/* Prebuffering takes tens of seconds: an Acestream tune may wait as long. */
+	if (ch->kind == PTV_CHANNEL_ACESTREAM && relay->ace)
+		v->deadline_at = PTV_MAX(v->deadline_at, ptv_acestream_prebuffer_ms(relay->ace));
 	v->eopts.batch_ms = relay->cfg.batch_ms;
 	v->eopts.max_lag_ms = relay->cfg.max_lag_ms;
 	v->write_timeout_ms = relay->cfg.write_timeout_ms;

@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 #include <sys/types.h>
 
+#include "plextv/acestream.h"
 #include "plextv/egress.h"
 #include "plextv/http.h"
 #include "plextv/lineup.h"
@@ -60,7 +61,6 @@ struct relay_cfg {
 	unsigned write_timeout_ms;
 	enum ptv_send_mode send_mode;
 	char user_agent[256];
-	char acestream_engine[512];
 	char ingest_command[PATH_MAX];
 };
 
@@ -80,6 +80,7 @@ struct relay_dev {
 
 struct ptv_relay {
 	struct ptv_pool *pool;
+	struct ptv_acestream *ace; /* NULL: Acestream channels fail with 806 */
 	unsigned nreactors;
 	_Atomic(struct relay_local *) *locals;
 
@@ -90,7 +91,8 @@ struct ptv_relay {
 	unsigned ndevs;
 
 	struct ptv_metric_family *f_viewers, *f_bytes_in, *f_bytes_out, *f_resyncs, *f_evictions,
-		*f_restarts, *f_reconnects, *f_failovers, *f_cc, *f_tuners, *f_refusals, *f_tune;
+		*f_restarts, *f_reconnects, *f_failovers, *f_cc, *f_tuners, *f_refusals, *f_tune,
+		*f_acct_out, *f_acct_in; /* the source="user" twins of the eBPF counters */
 	struct ptv_metric *m_sessions, *m_tune_warm, *m_tune_cold;
 	atomic_bool zc_warned;
 };
@@ -152,6 +154,7 @@ struct relay_session {
 	char number[32];
 	char name[128];
 	char *ingest_json; /* carries credentials: never logged */
+	char *ace_src;	   /* Acestream channel: its source, resolved on each spawn; else NULL */
 	struct relay_scfg cfg;
 
 	/* under relay->lock */
@@ -170,7 +173,9 @@ struct relay_session {
 	struct ptv_ts_state *ts;
 	struct relay_child *child;
 	bool spawn_inflight;
-	unsigned fails; /* consecutive restarts without a healthy run */
+	bool release_inflight;		   /* a pool job is stopping the engine session */
+	struct ptv_acestream_session *ace; /* the engine session the child reads, or NULL */
+	unsigned fails;			   /* consecutive restarts without a healthy run */
 	uint64_t backoff_until;
 	uint64_t idle_since;   /* no viewer since (0: has viewers) */
 	uint64_t last_data_ms; /* last TS byte from any child */
@@ -182,7 +187,7 @@ struct relay_session {
 	struct relay_view *views; /* [relay->nreactors] */
 
 	struct ptv_metric *m_viewers, *m_bytes_in, *m_bytes_out, *m_resyncs, *m_evictions,
-		*m_failovers, *m_cc;
+		*m_failovers, *m_cc, *m_acct_out, *m_acct_in;
 };
 
 struct relay_child {
@@ -217,6 +222,7 @@ struct relay_viewer {
 	uint64_t t0_ns;
 	uint64_t grace_at, deadline_at, end_at; /* ms; end_at 0: no duration */
 	uint64_t last_drain_ms;
+	uint64_t pumped, counted; /* body bytes queued; of those, counted as sent */
 	unsigned write_timeout_ms;
 	enum ptv_send_mode send_mode;
 	struct ptv_egress_opts eopts;

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "plextv/bpf_loader.h"
 #include "plextv/ingest.h"
 #include "relay_int.h"
 
@@ -67,8 +68,14 @@ struct spawn_job {
 	char *json;
 	char exe[PATH_MAX];
 	int err;
+	int hdhr; /* the refusal code of a failed engine resolve (805/806), else 0 */
 	pid_t pid;
 	int pidfd, ts_fd, ev_fd;
+	/* Acestream channels: the engine session to release first, and the new one */
+	struct ptv_acestream *ace;
+	const char *ace_src;
+	char number[32];
+	struct ptv_acestream_session *ace_old, *ace_new;
 };
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -197,6 +204,55 @@ static void spawn_close(int *fds, size_t n)
 	}
 }
 
+/* The ingest configuration for an engine session: its playback URL, and the prebuffer budget
+ * as the first-packet (stall) and read timeouts, since the engine sends nothing meanwhile. */
+static int ace_ingest_json(struct spawn_job *j, const char *url, unsigned budget_ms)
+{
+	json_t *o = json_loads(j->json, 0, NULL);
+	char *out;
+
+	if (!o)
+		return -ENOMEM;
+	json_object_set_new(o, "urls", json_pack("[s]", url));
+	json_object_set_new(o, "stall_timeout_ms", json_integer(budget_ms));
+	json_object_set_new(o, "rw_timeout_ms", json_integer(budget_ms));
+	out = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!out)
+		return -ENOMEM;
+	free(j->json);
+	j->json = out;
+	return 0;
+}
+
+/*
+ * An Acestream channel, before its child starts: the previous engine session (a respawn) is
+ * stopped, a new one with a fresh pid is started, and the child reads its playback URL. Blocks
+ * for at most the engine timeouts; this is a pool thread.
+ */
+static int ace_prepare(struct spawn_job *j)
+{
+	char url[1024];
+	int rc;
+
+	if (j->ace_old)
+		ptv_acestream_release(j->ace, j->ace_old);
+	j->ace_old = NULL;
+	if (!j->ace) {
+		j->hdhr = 806;
+		return -ENOTSUP;
+	}
+	rc = ptv_acestream_resolve(j->ace, j->ace_src, j->number, &j->ace_new, url, sizeof(url));
+	if (rc) {
+		j->hdhr = ptv_acestream_hdhr_error(rc);
+		return rc;
+	}
+	rc = ace_ingest_json(j, url, ptv_acestream_prebuffer_ms(j->ace));
+	if (rc)
+		j->hdhr = 806;
+	return rc;
+}
+
 static void spawn_work(void *arg)
 {
 	struct spawn_job *j = arg;
@@ -209,6 +265,11 @@ static void spawn_work(void *arg)
 
 	j->pid = -1;
 	j->pidfd = j->ts_fd = j->ev_fd = -1;
+	if (j->ace_src) {
+		j->err = ace_prepare(j);
+		if (j->err)
+			return;
+	}
 	if (pipe2(fds, O_CLOEXEC) || pipe2(fds + 2, O_CLOEXEC) || pipe2(fds + 4, O_CLOEXEC)) {
 		j->err = -errno;
 		spawn_close(fds, 6);
@@ -331,6 +392,7 @@ static void session_ingest(struct relay_session *s, size_t n)
 		ingest_resync(s);
 	}
 	ptv_metric_add(s->m_bytes_in, n);
+	ptv_metric_add(s->m_acct_in, n);
 	s->rate_bytes += n;
 	s->last_data_ms = now;
 	if (!atomic_load_explicit(&s->has_data, memory_order_relaxed) && s->ring.head)
@@ -410,10 +472,26 @@ static void event_log(struct relay_session *s, json_t *o)
 	ptv_log(level, ING_MOD, "[%s] %s", s->number, jstr(o, "msg"));
 }
 
+/*
+ * The child's upstream sockets live inside libavformat: once it says it is connected (again,
+ * after a reconnect), tag whatever sockets it has open as this channel's upstream. A few µs
+ * per descriptor, once per connection; a no-op without eBPF accounting.
+ */
+static void child_account(struct relay_session *s)
+{
+	struct relay_child *c = s->child;
+
+	if (!c || c->exited || !ptv_bpf_account_active())
+		return;
+	ptv_bpf_account_process(c->pidfd, c->pid, s->channel_id);
+}
+
 static void event_handle(struct relay_session *s, json_t *o)
 {
 	const char *ev = jstr(o, "ev");
 
+	if (!strcmp(ev, "opened") || !strcmp(ev, "first_packet"))
+		child_account(s);
 	if (!strcmp(ev, "opened")) {
 		ptv_info(ING_MOD, "[%s] opened url #%lld (%s, video %s, audio %s) in %lld ms",
 			 s->number, jint(o, "url"), jstr(o, "format"), jstr(o, "video"),
@@ -589,7 +667,9 @@ static void session_backoff(struct relay_session *s, const char *reason)
 static void session_fail(struct relay_session *s, int code)
 {
 	ptv_warn(RELAY_MOD, "[%s] tune failed: %d %s", s->number, code,
-		 code == 807 ? "No Video Data" : "Tune Failed");
+		 code == 807   ? "No Video Data"
+		 : code == 805 ? "All Tuners In Use"
+			       : "Tune Failed");
 	atomic_store(&s->fail_code, code);
 	pthread_mutex_lock(&s->relay->lock);
 	relay_session_unlist_locked(s);
@@ -647,14 +727,23 @@ static void spawn_done(void *arg)
 	s->spawn_inflight = false;
 	home_op_end(s);
 	free(j->json);
+	/* Even if the child could not start: teardown stops the engine session. */
+	s->ace = j->ace_new;
 	if (j->err) {
-		ptv_error(ING_MOD, "[%s] cannot start %s: %s", s->number, j->exe,
-			  ptv_strerror(j->err));
+		int code = j->hdhr ? j->hdhr : 806;
+		const char *why = j->hdhr ? "engine" : "spawn";
+
+		if (j->hdhr) /* the engine client logged why */
+			ptv_warn(RELAY_MOD, "[%s] Acestream engine: %s", s->number,
+				 ptv_strerror(j->err));
+		else
+			ptv_error(ING_MOD, "[%s] cannot start %s: %s", s->number, j->exe,
+				  ptv_strerror(j->err));
 		free(j);
 		if (s->state != RS_STOPPING && atomic_load(&s->has_data))
-			session_backoff(s, "spawn");
+			session_backoff(s, why);
 		else if (s->state != RS_STOPPING)
-			session_fail(s, 806);
+			session_fail(s, code);
 		session_teardown_check(s);
 		relay_session_unref(s);
 		return;
@@ -691,6 +780,14 @@ static void session_spawn(struct relay_session *s)
 	j->s = s;
 	j->json = ptv_xstrdup(s->ingest_json);
 	snprintf(j->exe, sizeof(j->exe), "%s", s->cfg.exe);
+	if (s->ace_src) {
+		/* A respawn gets a new engine session (fresh pid): the job owns both meanwhile. */
+		j->ace = s->relay->ace;
+		j->ace_src = s->ace_src;
+		snprintf(j->number, sizeof(j->number), "%s", s->number);
+		j->ace_old = s->ace;
+		s->ace = NULL;
+	}
 	relay_session_ref(s);
 	s->spawn_inflight = true;
 	s->state = RS_SPAWNING;
@@ -825,10 +922,59 @@ void relay_session_kick_home(struct relay_session *s)
 
 /* ---- lifecycle ---- */
 
+struct release_job {
+	struct relay_session *s;
+	struct ptv_acestream_session *ace;
+};
+
+static void release_work(void *arg)
+{
+	struct release_job *j = arg;
+
+	ptv_acestream_release(j->s->relay->ace, j->ace);
+}
+
+static void release_done(void *arg)
+{
+	struct release_job *j = arg;
+	struct relay_session *s = j->s;
+
+	free(j);
+	s->release_inflight = false;
+	home_op_end(s);
+	session_teardown_check(s);
+	relay_session_unref(s);
+}
+
+/* The engine keeps downloading until told to stop: command_url?method=stop, on the pool. */
+static void session_release_ace(struct relay_session *s)
+{
+	struct release_job *j = ptv_xmalloc(sizeof(*j));
+
+	j->s = s;
+	j->ace = s->ace;
+	s->ace = NULL;
+	relay_session_ref(s);
+	s->release_inflight = true;
+	home_op_start(s);
+	if (!ptv_pool_submit(s->relay->pool, s->home->r, release_work, release_done, j))
+		return;
+	/* The pool is closing: ptv_acestream_free() stops what the relay did not release. */
+	s->release_inflight = false;
+	home_op_end(s);
+	free(j);
+	relay_session_unref(s);
+}
+
 static void session_teardown_check(struct relay_session *s)
 {
-	if (s->state != RS_STOPPING || s->child || s->spawn_inflight)
+	if (s->state != RS_STOPPING || s->child || s->spawn_inflight || s->release_inflight)
 		return;
+	if (s->ace) {
+		session_release_ace(s);
+		if (s->release_inflight)
+			return;
+	}
 	s->state = RS_DONE;
 	ptv_timer_cancel(&s->tick);
 	ptv_list_del(&s->home_node);
@@ -956,6 +1102,7 @@ void relay_session_free(struct relay_session *s)
 	free(s->views);
 	free(s->ts);
 	free(s->ingest_json);
+	free(s->ace_src);
 	free(s);
 }
 
@@ -974,4 +1121,6 @@ void relay_session_force_free(struct relay_session *s)
 		s->child = NULL;
 		child_free(c);
 	}
+	/* No pool any more: ptv_acestream_free() (after the relay's) stops the engine session. */
+	s->ace = NULL;
 }

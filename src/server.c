@@ -11,6 +11,7 @@
 
 #include "plextv/build-config.h"
 #include "plextv/epg.h"
+#include "plextv/acestream.h"
 #include "plextv/discovery.h"
 #include "plextv/hdhr.h"
 #include "plextv/http.h"
@@ -48,6 +49,7 @@ struct server {
 	struct ptv_hdhr *hdhr;
 	struct ptv_epg_svc *epg; /* EPG (issue 6): /xmltv.xml, guide refreshes */
 	struct ptv_relay *relay;
+	struct ptv_acestream *ace;  /* the Acestream engine client the relay tunes through */
 	struct ptv_discovery *disc; /* SSDP, UDP 65001, eBPF: runs on reactor 0 */
 	struct ptv_http_shared shared;
 	struct ptv_http_limits limits;
@@ -300,6 +302,15 @@ static void restart_keys_keep(const struct ptv_config *cur, struct ptv_config *n
 	}
 }
 
+static void server_ace_reconfigure(struct server *srv, const struct ptv_config *cfg)
+{
+	struct ptv_acestream_opts ao;
+
+	ptv_acestream_opts_from_config(cfg, &ao);
+	if (ptv_acestream_reconfigure(srv->ace, &ao))
+		ptv_warn("server", "acestream: invalid engine URL, keeping the previous one");
+}
+
 static void server_reload(struct server *srv)
 {
 	struct ptv_config next;
@@ -316,6 +327,7 @@ static void server_reload(struct server *srv)
 	atomic_store(&srv->shared.max_open, next.max_connections);
 	ptv_http_limits_from_config(&srv->limits, &next);
 	ptv_relay_reconfigure(srv->relay, &next);
+	server_ace_reconfigure(srv, &next);
 	ptv_epg_svc_reconfigure(srv->epg, &next); /* EPG: [guide] settings */
 	for (unsigned i = 0; i < srv->n; i++) {
 		struct limits_task *lt = ptv_xmalloc(sizeof(*lt));
@@ -395,6 +407,22 @@ static int server_open_store(struct server *srv)
 	return ret;
 }
 
+/* The engine client: its calls block, so the relay makes them on the pool (acestream.h). */
+static int server_ace_start(struct server *srv, const struct ptv_config *cfg)
+{
+	struct ptv_acestream_opts ao;
+	int ret;
+
+	ptv_acestream_opts_from_config(cfg, &ao);
+	ret = ptv_acestream_new(&ao, &srv->ace);
+	if (!ret)
+		ret = ptv_acestream_monitor_start(srv->ace);
+	if (ret)
+		ptv_error("server", "cannot start the Acestream engine client: %s",
+			  ptv_strerror(ret));
+	return ret;
+}
+
 static int server_init(struct server *srv, const struct ptv_config *cfg)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -427,7 +455,11 @@ static int server_init(struct server *srv, const struct ptv_config *cfg)
 	if (!ret)
 		ret = ptv_ops_routes_register(srv->router, srv->pool);
 	if (!ret)
+		ret = server_ace_start(srv, cfg);
+	if (!ret)
 		ret = ptv_relay_new(cfg, srv->pool, srv->n, &srv->relay);
+	if (!ret)
+		ptv_relay_set_acestream(srv->relay, srv->ace);
 	if (!ret)
 		ret = ptv_relay_routes_register(srv->relay, srv->router);
 	if (!ret) {
@@ -457,6 +489,7 @@ static void server_deinit(struct server *srv)
 	server_free_threads(srv);
 	ptv_discovery_free(srv->disc); /* after the rings: its receives pointed into it */
 	ptv_relay_free(srv->relay);    /* after the rings: no read may land in a freed chunk */
+	ptv_acestream_free(srv->ace);  /* after the relay: stops sessions it did not release */
 	ptv_router_free(srv->router);
 	ptv_hdhr_free(srv->hdhr);
 	ptv_lineup_svc_free(srv->lineup);

@@ -36,6 +36,20 @@
  * so the answer is always 200, never 206 or 416. A successful answer carries
  * X-HDHomeRun-Resource: tuner<N>.
  *
+ * ---- Acestream channels ------------------------------------------------------------------------
+ * The spawn job (on the pool) first starts an engine session with a fresh pid
+ * (ptv_acestream_resolve()) and the child reads its playback URL, with the engine's prebuffer
+ * budget as its first-packet and read timeouts; the tune deadline of such a channel is at least
+ * that budget. A failed resolve answers 503 + 806 (805 at the engine session limit) within
+ * the engine timeout. Every respawn and the teardown stop the engine session on the pool
+ * (command_url?method=stop), so viewers of one channel cost one engine session.
+ *
+ * ---- Accounting ---------------------------------------------------------------------------------
+ * plextv_channel_{egress,ingress}_bytes_total{channel=<id>,source="user"}: TS body bytes each
+ * viewer's socket accepted, TS bytes the ingest gave. The eBPF twins (source="bpf") count the
+ * same sockets in the kernel: a viewer's socket is tagged when its stream starts, the child's
+ * sockets when it reports "opened"/"first_packet" (bpf_loader.h); no-ops without BPF.
+ *
  * ---- Threads ----------------------------------------------------------------------------------
  * A session lives on the reactor of its first viewer (its home): the home spawns the child
  * (posix_spawn on the worker pool), reads its TS pipe with io_uring straight into ring chunks,
@@ -81,6 +95,7 @@ struct ptv_router;
 struct ptv_http_req;
 struct ptv_buf;
 struct ptv_lineup_channel;
+struct ptv_acestream;
 
 /**
  * Creates the relay for @nreactors reactors (indexes 0..n-1). Main thread, before the reactors
@@ -93,6 +108,12 @@ int ptv_relay_new(const struct ptv_config *cfg, struct ptv_pool *pool, unsigned 
  * still write into a ring): kills and reaps children still running. NULL is fine.
  */
 void ptv_relay_free(struct ptv_relay *relay);
+/**
+ * Gives the relay the shared Acestream engine client (acestream.h) for PTV_CHANNEL_ACESTREAM
+ * channels. Main thread, before the reactors start; @ace must outlive the relay. Without one,
+ * Acestream channels fail with 503 + 806.
+ */
+void ptv_relay_set_acestream(struct ptv_relay *relay, struct ptv_acestream *ace);
 /** SIGHUP: new tuner counts, limits and timeouts apply to new sessions and viewers. */
 void ptv_relay_reconfigure(struct ptv_relay *relay, const struct ptv_config *cfg);
 

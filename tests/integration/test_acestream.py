@@ -11,8 +11,8 @@ first), a prebuffer delay, `error` answers, HTTP 500 and hangs.
   RelayTests         `plextv serve` tuning acestream:// channels: three viewers -> one
                      getstream and one playback reader; prebuffering -> headers at once, TS
                      when it flows; engine down/erroring -> 503 + 806 in time; engine hang ->
-                     no reactor stall; and, once the relay calls acestream.h, stop after the
-                     last viewer, the engine session limit (805) and metrics from stat_url.
+                     no reactor stall; stop after the last viewer, the engine session limit
+                     (805) and metrics from stat_url.
 """
 
 import glob
@@ -51,9 +51,6 @@ def relay_uses_engine_api():
 
 
 WIRED = relay_uses_engine_api()
-PENDING = ("relay integration pending: src/relay_session.c must call ptv_acestream_resolve() in "
-           "its spawn job and ptv_acestream_release() at teardown, and server.c must run "
-           "ptv_acestream_new()/ptv_acestream_monitor_start() (see acestream.h)")
 
 
 class FakeEngine:
@@ -431,9 +428,8 @@ class RelayTests(unittest.TestCase):
                 self.assertEqual(len(v.body), 0)
             self.assertLess(v.t_end - v.t0, 10.0)
 
-    # -- need the relay to call acestream.h --
+    # -- the engine client's session lifecycle, limit and monitor --
 
-    @unittest.skipUnless(WIRED, PENDING)
     def test_stop_after_last_viewer(self):
         eng = self.engine("--prebuffer", "0.3")
         self.lineup([ID1])
@@ -449,7 +445,6 @@ class RelayTests(unittest.TestCase):
             self.assertEqual(eng.counters()["active_sessions"], 0)
             self.assertEqual(eng.counters()["getstream"], 1)
 
-    @unittest.skipUnless(WIRED, PENDING)
     def test_engine_session_limit_805(self):
         eng = self.engine("--prebuffer", "0.3")
         self.lineup([ID1, ID2])
@@ -464,7 +459,6 @@ class RelayTests(unittest.TestCase):
             a.join(10)
             self.assertEqual(eng.counters()["getstream"], 1)
 
-    @unittest.skipUnless(WIRED, PENDING)
     def test_metrics_from_stat_url(self):
         eng = self.engine("--prebuffer", "0.3", "--peers", "9")
         self.lineup([ID1])

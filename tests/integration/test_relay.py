@@ -358,6 +358,26 @@ class RelayCase(unittest.TestCase):
                 b"VctNumber") == 0, 10), srv.get("/status.json").body)
             self.assertEqual(b.connections, 0, "the refused channel opened its upstream")
 
+    def test_tuner_freed_after_last_viewer_hangs_up(self):
+        # A viewer closing its side of a close-delimited stream ends the stream at once
+        # (on_close runs), so the tuner is free one linger later, not at a write timeout.
+        a = self.peer(sources.PacedTsServer)
+        self.lineup([dict(id="a", chno="101", name="A", url=a.url)])
+        linger = 1.0
+        with self.server("--tuners", "1", "--linger-ms", str(int(linger * 1000))) as srv:
+            v = Viewer(srv.port, "/auto/v101", 3)
+            run_viewers([v])
+            self.assert_stream(v, min_seconds=0.5)
+            self.assertFalse(v.closed, "the server ended the stream, not the viewer")
+
+            def free():
+                return srv.get("/status.json").body.count(b"VctNumber") == 0
+
+            self.assertTrue(wait_until(free, linger + 2.0, interval=0.05),
+                            srv.get("/status.json").body)
+            self.assertLess(time.monotonic() - v.t_end, linger + 2.0)
+            self.assertEqual(scrape(srv.port).sum("plextv_relay_tuners_in_use"), 0)
+
     def test_dead_upstream(self):
         silent = self.peer(sources.SilentServer)
         closed = f"http://{HOST}:{sources.free_port()}/none.ts"
