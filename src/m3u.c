@@ -998,18 +998,27 @@ static enum uri_kind uri_classify(const char *s, size_t len, bool pending)
 	return pending && is_relative_ref(s, len) ? URI_OK : URI_JUNK;
 }
 
-/* acestream://ID, ace://ID (ID up to '/', '?' or '#') or a bare ID: returns the ID or NULL. */
-static const char *ace_id(const char *s, size_t len)
+/*
+ * acestream://ID, ace://ID (ID up to '/', '?' or '#'), acestream://infohash=ID (or
+ * infohash:ID) or a bare ID: returns the ID or NULL; *@infohash tells which kind of id it is.
+ */
+static const char *ace_id(const char *s, size_t len, bool *infohash)
 {
 	size_t n = scheme_len(s, len), end;
 
+	*infohash = false;
 	if (ptv_m3u_is_ace_id(s, len))
 		return s;
 	if (!n || !(eq_nocase(s, n, "acestream") || eq_nocase(s, n, "ace")))
 		return NULL;
 	s += n + 3;
 	len -= n + 3;
-	for (end = 0; end < len && !strchr("/?#", s[end]); end++)
+	if (len > 9 && eq_nocase(s, 8, "infohash") && (s[8] == '=' || s[8] == ':')) {
+		*infohash = true;
+		s += 9;
+		len -= 9;
+	}
+	for (end = 0; end < len && !strchr("/?#&", s[end]); end++)
 		;
 	return ptv_m3u_is_ace_id(s, end) ? s : NULL;
 }
@@ -1024,8 +1033,10 @@ static bool is_ace_scheme(const char *s, size_t len)
 /* Stores the URL (Acestream forms normalised); false if unusable. */
 static bool url_store(struct ptv_m3u_parser *p, const char *s, size_t len)
 {
-	const char *id = ace_id(s, len);
-	char buf[sizeof("acestream://") + 40];
+	char buf[sizeof("acestream://infohash=") + 40];
+	bool infohash;
+	const char *id = ace_id(s, len, &infohash);
+	size_t pre;
 
 	for (size_t i = 0; i < len; i++)
 		if (is_ctl((unsigned char)s[i]))
@@ -1035,11 +1046,12 @@ static bool url_store(struct ptv_m3u_parser *p, const char *s, size_t len)
 	if (!id)
 		return arena_put(p, s, len, SAN_URL, &p->cur.fld[FLD_URL]);
 	/* One spelling for every form, so duplicates of a content id compare equal. */
-	memcpy(buf, "acestream://", 12);
+	pre = infohash ? 21 : 12;
+	memcpy(buf, infohash ? "acestream://infohash=" : "acestream://", pre);
 	for (size_t i = 0; i < 40; i++)
-		buf[12 + i] = lower(id[i]);
+		buf[pre + i] = lower(id[i]);
 	p->cur.acestream = true;
-	return arena_put(p, buf, 52, SAN_URL, &p->cur.fld[FLD_URL]);
+	return arena_put(p, buf, pre + 40, SAN_URL, &p->cur.fld[FLD_URL]);
 }
 
 static int entry_drop(struct ptv_m3u_parser *p, enum ptv_m3u_error why)

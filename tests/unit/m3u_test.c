@@ -920,6 +920,14 @@ static void test_acestream(void **state)
 	assert_true(ptv_m3u_is_ace_id(id, 40));
 	assert_false(ptv_m3u_is_ace_id(id, 39));
 	assert_false(ptv_m3u_is_ace_id("g123456789abcdef0123456789abcdef01234567", 40));
+	/* The infohash form keeps saying it is an infohash (the engine wants infohash=). */
+	run_free(&r);
+	snprintf(buf, sizeof(buf), "#EXTINF:-1,IH\nacestream://infohash=%s\n", id);
+	run_str(&r, buf);
+	assert_int_equal(r.st.entries, 1);
+	assert_string_equal(r.c.v[0].url,
+			    "acestream://infohash=0123456789abcdef0123456789abcdef01234567");
+	assert_true(r.c.v[0].ace);
 	/* A bare id without #EXTINF is still an entry. */
 	run_free(&r);
 	snprintf(buf, sizeof(buf), "%s\n", id);
