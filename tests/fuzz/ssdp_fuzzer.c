@@ -5,7 +5,7 @@
  * datagrams it accepts (RELIABILITY.md S4):
  *  - never more than PTV_SSDP_MAX_PACKET bytes and never a NUL in the input;
  *  - ST is non-empty, at most PTV_SSDP_MAX_ST bytes, NUL-terminated, free of control bytes
- *    and of surrounding blanks, and copied from the datagram;
+ *    but HTAB and of surrounding blanks, and copied from the datagram;
  *  - MX is -1 (absent) or clamped to 1..PTV_SSDP_MX_MAX;
  *  - ptv_ssdp_classify() points a uuid: target at the 36 bytes after "uuid:".
  */
@@ -39,7 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    m.st[len - 1] == ' ' || m.st[len - 1] == '\t' || !memmem(data, size, m.st, len))
 		abort();
 	for (size_t i = 0; i < len; i++) {
-		if ((unsigned char)m.st[i] < 0x20 || m.st[i] == 0x7f)
+		/* HTAB is field-value whitespace (RFC 9110 §5.5): kept inside, trimmed around. */
+		if (((unsigned char)m.st[i] < 0x20 && m.st[i] != '\t') || m.st[i] == 0x7f)
 			abort();
 	}
 	if (m.mx != -1 && (m.mx < 1 || m.mx > PTV_SSDP_MX_MAX))
