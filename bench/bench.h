@@ -37,6 +37,24 @@ int bench_cmd_source(int argc, char **argv);
 int bench_cmd_report(int argc, char **argv);
 int bench_cmd_plextv_httpd(int argc, char **argv);
 
+int bench_cmd_tune(int argc, char **argv);
+int bench_cmd_slow(int argc, char **argv);
+int bench_cmd_churn(int argc, char **argv);
+int bench_cmd_api(int argc, char **argv);
+int bench_cmd_lineup(int argc, char **argv);
+int bench_cmd_epg(int argc, char **argv);
+int bench_cmd_zerocopy(int argc, char **argv);
+int bench_cmd_bpf(int argc, char **argv);
+int bench_cmd_all(int argc, char **argv);
+
+/* ---- http.c ---- */
+struct wrk_result {
+	double rps, p50_ms, p99_ms, resp_bytes;
+	uint64_t requests, errors, non2xx;
+};
+/** Parses `wrk --latency` output. Returns 0 or -EPROTO. */
+int bench_wrk_parse(const char *out, struct wrk_result *w);
+
 /* ---- util.c ---- */
 struct bench_meta {
 	char commit[64];

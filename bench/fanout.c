@@ -28,6 +28,9 @@ struct fanout_opts {
 	double duration_s;
 	const char *json_path;
 	const char *send_mode;
+	const char *bpf;
+	const char *serve_args[FANOUT_MAX_FAULTS + 1];
+	unsigned nserve_args;
 	const char *source_file;
 	unsigned relay_pid;
 	bool keep_tmp;
@@ -49,6 +52,12 @@ struct fanout_run {
 	struct bench_swarm_result res;
 	struct bench_swarm_summary sum;
 	json_t *source_stats;
+	double up0, up1; /* plextv_relay_upstream_bytes_total at the window's ends */
+	uint64_t up_t0, up_t1;
+	double resync0, resync1, evict0, evict1;
+	double bpf_enabled;
+	char bpf_info[128];
+	struct bench_upmeter upm;
 };
 
 static void fanout_usage(FILE *f)
@@ -59,6 +68,7 @@ static void fanout_usage(FILE *f)
 		   "       [--send-mode M] [--source TS|gen] [--threads T] [--warmup S]\n"
 		   "       [--stall-ms MS] [--rcvbuf BYTES] [--relay-pid PID] [--source-fault F]\n"
 		   "       [--connect-rate N] [--keep-tmp] [--per-client]\n"
+		   "       [--bpf auto|on|off] [--serve-arg ARG]...   (plextv only)\n"
 		   "  direct: clients read the paced source itself (no relay; checks the harness)\n"
 		   "  url:/raw: a server you started; --relay-pid PID measures its CPU\n");
 }
@@ -104,6 +114,14 @@ static int fanout_parse_opt(struct fanout_opts *o, int c, const char *arg)
 		return 0;
 	case 'C':
 		return bench_parse_uint(arg, 0, 1000000, &s->connect_rate);
+	case 'B':
+		o->bpf = arg;
+		return 0;
+	case 'A':
+		if (o->nserve_args == FANOUT_MAX_FAULTS)
+			return -E2BIG;
+		o->serve_args[o->nserve_args++] = arg;
+		return 0;
 	case 'h':
 		return -ECANCELED;
 	case 'F':
@@ -135,6 +153,8 @@ static int fanout_parse(int argc, char **argv, struct fanout_opts *o)
 		{"keep-tmp", no_argument, NULL, 'k'},
 		{"per-client", no_argument, NULL, 'P'},
 		{"connect-rate", required_argument, NULL, 'C'},
+		{"bpf", required_argument, NULL, 'B'},
+		{"serve-arg", required_argument, NULL, 'A'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -252,6 +272,54 @@ static int fanout_prime(const struct bench_relay *rl, unsigned timeout_ms)
 	return ret;
 }
 
+/* The labels of plextv_bpf_info (which path filters discovery and counts channel bytes). */
+static void fanout_bpf_info(struct fanout_run *r, const char *text)
+{
+	const char *p = strstr(text, "\nplextv_bpf_info{"), *e;
+
+	if (!p || !(e = strchr(p, '}')))
+		return;
+	p += strlen("\nplextv_bpf_info{");
+	snprintf(r->bpf_info, sizeof(r->bpf_info), "%.*s", (int)(e - p), p);
+}
+
+/* plextv's own counters (NaN for other relays). */
+static void fanout_metrics(struct fanout_run *r, double *up, double *resync, double *evict,
+			   uint64_t *t)
+{
+	struct ptv_buf body = {0};
+	int status;
+
+	*up = *resync = *evict = NAN;
+	*t = ptv_now_ns();
+	if (r->relay.kind != BENCH_RELAY_PLEXTV)
+		return;
+	if (!bench_http_get(r->relay.port, "/metrics", &status, &body, 3000) && status == 200 &&
+	    !ptv_buf_putc(&body, '\0')) {
+		*up = bench_metric(body.data, "plextv_relay_upstream_bytes_total", false);
+		*resync = bench_metric(body.data, "plextv_relay_resyncs_total", false);
+		*evict = bench_metric(body.data, "plextv_relay_evictions_total", false);
+		r->bpf_enabled = bench_metric(body.data, "plextv_bpf_enabled", false);
+		fanout_bpf_info(r, body.data);
+	}
+	ptv_buf_free(&body);
+}
+
+/* The rate the relay really receives from its ingest child (its remux can be below nominal). */
+static double fanout_upstream_mbps(const struct fanout_run *r)
+{
+	return bench_upmeter_mbps(&r->upm);
+}
+
+static unsigned fanout_below(const struct fanout_run *r, double mbps)
+{
+	unsigned i, n = 0;
+
+	for (i = 0; i < r->res.n; i++)
+		n += r->res.clients[i].delivered_mbps < 0.999 * mbps;
+	return n;
+}
+
 static void fanout_measure(struct fanout_run *r)
 {
 	struct bench_swarm *sw;
@@ -266,6 +334,11 @@ static void fanout_measure(struct fanout_run *r)
 	bench_sleep_until(bench_swarm_window_start(sw));
 	r->have_usage = pid > 0 && bench_tree_usage(pid, &r->u0) == 0;
 	bench_host_cpu(&r->host0[0], &r->host0[1]);
+	fanout_metrics(r, &r->up0, &r->resync0, &r->evict0, &r->up_t0);
+	/* the upstream rate over the same window, sampled like the clients' (every 250 ms) */
+	if (r->relay.kind == BENCH_RELAY_PLEXTV)
+		bench_upmeter_run(&r->upm, r->relay.port, bench_swarm_end(sw) - 100000000u, 250);
+	fanout_metrics(r, &r->up1, &r->resync1, &r->evict1, &r->up_t1);
 	bench_sleep_until(bench_swarm_end(sw));
 	r->have_usage = r->have_usage && bench_tree_usage(pid, &r->u1) == 0;
 	bench_host_cpu(&r->host1[0], &r->host1[1]);
@@ -316,6 +389,23 @@ static json_t *fanout_json(const struct fanout_run *r)
 		json_object_set_new(j, "per_client", bench_swarm_clients_json(&r->res));
 	json_object_set_new(j, "source",
 			    r->source_stats ? json_incref(r->source_stats) : json_null());
+	if (r->relay.kind == BENCH_RELAY_PLEXTV) {
+		double up = fanout_upstream_mbps(r);
+
+		/* null: not passed (the bench then runs serve with --bpf off) */
+		json_object_set_new(j, "bpf", r->o.bpf ? json_string(r->o.bpf) : json_null());
+		bench_json_num(j, "upstream_mbps", up);
+		bench_json_num(j, "delivered_min_pct_of_upstream", s->mbps_min / up * 100);
+		json_object_set_new(j, "clients_below_99_9pct_of_upstream",
+				    isnan(up) ? json_null() : json_integer(fanout_below(r, up)));
+		bench_json_num(j, "resyncs", r->resync1 - r->resync0);
+		bench_json_num(j, "evictions", r->evict1 - r->evict0);
+		bench_json_num(j, "bpf_enabled", r->bpf_enabled);
+		json_object_set_new(j, "bpf_info", json_string(r->bpf_info));
+		json_object_set_new(j, "upstream_samples", json_integer(r->upm.n));
+		bench_json_num(j, "upstream_mbps_two_point",
+			       (r->up1 - r->up0) * 8 / ((double)(r->up_t1 - r->up_t0) / 1e9) / 1e6);
+	}
 	return j;
 }
 
@@ -342,6 +432,14 @@ static void fanout_print(const struct fanout_run *r)
 	       (unsigned long long)s->stalls, (unsigned long long)s->cc_errors,
 	       (unsigned long long)s->sync_errors, s->dropped, s->refused, s->connect_pending,
 	       s->http_errors, s->no_data, s->below_999, (unsigned long long)s->packets);
+	if (r->relay.kind == BENCH_RELAY_PLEXTV) {
+		double up = fanout_upstream_mbps(r);
+
+		printf("  plextv: upstream (ingest output) %.3f Mbit/s; min client %.2f %% of it; "
+		       "%u clients below 99.9 %% of it; resyncs %.0f evictions %.0f\n",
+		       up, s->mbps_min / up * 100, fanout_below(r, up), r->resync1 - r->resync0,
+		       r->evict1 - r->evict0);
+	}
 }
 
 static int fanout_prepare(struct fanout_run *r)
@@ -403,12 +501,10 @@ int bench_cmd_fanout(int argc, char **argv)
 		free(r);
 		return ret == -ECANCELED ? BENCH_EX_OK : BENCH_EX_USAGE;
 	}
-	if (r->relay.kind == BENCH_RELAY_PLEXTV) {
-		fprintf(stderr, "fanout: --relay plextv: relay core not implemented yet (issue 4); "
-				"no figures are produced for it until it lands\n");
-		free(r);
-		return BENCH_EX_UNAVAILABLE;
-	}
+	r->relay.send_mode = r->o.send_mode;
+	r->relay.bpf = r->o.bpf;
+	r->o.serve_args[r->o.nserve_args] = NULL;
+	r->relay.extra = r->o.serve_args;
 	fanout_raise_nofile(r->o.clients);
 	ret = bench_tmpdir(r->tmpdir, sizeof(r->tmpdir));
 	if (!ret)

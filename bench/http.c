@@ -44,11 +44,6 @@ struct http_server {
 	char log[PATH_MAX + 64];
 };
 
-struct wrk_result {
-	double rps, p50_ms, p99_ms, resp_bytes;
-	uint64_t requests, errors, non2xx;
-};
-
 struct http_row {
 	const char *server, *impl, *path;
 	size_t body_bytes;
@@ -351,7 +346,7 @@ static double wrk_percentile(const char *out, const char *pct)
 	return wrk_unit(v, unit);
 }
 
-static int wrk_parse(const char *out, struct wrk_result *w)
+int bench_wrk_parse(const char *out, struct wrk_result *w)
 {
 	unsigned long long a, b, c, d, n;
 	const char *p;
@@ -418,7 +413,7 @@ static int wrk_run(struct http_run *r, uint16_t port, const char *path, double s
 	out.len = fread(out.data, 1, out.cap - 1, f);
 	out.data[out.len] = '\0';
 	fclose(f);
-	ret = out.oom ? -ENOMEM : wrk_parse(out.data, w);
+	ret = out.oom ? -ENOMEM : bench_wrk_parse(out.data, w);
 	if (ret)
 		fprintf(stderr, "http: cannot parse wrk output:\n%s\n", out.data);
 	ptv_buf_free(&out);

@@ -220,8 +220,8 @@ static int relay_plextv(struct bench_relay *r, const char *tmpdir, uint16_t src_
 {
 	char listen[64], m3u[PATH_MAX + 16], body[256], conf[PATH_MAX + 32];
 	const char *argv[48];
-	const char *imp[] = {"import", "m3u", m3u, "--data-dir", r->data_dir, "--name", "bench",
-			     NULL};
+	const char *imp[] = {"import",	  "m3u",    m3u,     "--data-dir",
+			     r->data_dir, "--name", "bench", NULL};
 	struct bench_spawn_opts so = {.log_path = log};
 	size_t n = 0, off = 0, i;
 	int ret;
@@ -316,4 +316,45 @@ void bench_relay_stop(struct bench_relay *r)
 		bench_stop(r->pid, 3000);
 	if (r->kind != BENCH_RELAY_DIRECT)
 		r->pid = 0;
+}
+
+void bench_upmeter_sample(struct bench_upmeter *m, uint16_t port)
+{
+	uint64_t t = ptv_now_ns();
+	double v = bench_metric_get(port, "plextv_relay_upstream_bytes_total", false);
+
+	if (isnan(v) || m->n == BENCH_UPMETER_MAX)
+		return;
+	/* the scrape's midpoint is closest to when the counter was read */
+	m->t[m->n] = ((double)t + (double)ptv_now_ns()) / 2e9;
+	m->bytes[m->n++] = v;
+}
+
+void bench_upmeter_run(struct bench_upmeter *m, uint16_t port, uint64_t until_ns,
+		       unsigned period_ms)
+{
+	uint64_t next = ptv_now_ns();
+
+	while (!bench_interrupted && next < until_ns) {
+		bench_upmeter_sample(m, port);
+		next += (uint64_t)period_ms * 1000000u;
+		bench_sleep_until(next < until_ns ? next : until_ns);
+	}
+	bench_upmeter_sample(m, port);
+}
+
+double bench_upmeter_mbps(const struct bench_upmeter *m)
+{
+	double st = 0, sb = 0, stt = 0, stb = 0, n = m->n, d;
+	unsigned i;
+
+	if (m->n < 3)
+		return NAN;
+	for (i = 0; i < m->n; i++) {
+		double t = m->t[i] - m->t[0];
+
+		st += t, sb += m->bytes[i], stt += t * t, stb += t * m->bytes[i];
+	}
+	d = n * stt - st * st;
+	return d > 0 ? (n * stb - st * sb) / d * 8 / 1e6 : NAN;
 }

@@ -30,18 +30,19 @@ struct bench_relay {
 	pid_t pid;	   /* process tree measured as "the relay"; 0: none */
 	char cmdline[1024];
 	/* plextv only: serve options and where it keeps its state */
-	const char *send_mode;	   /* --send-mode (NULL: serve's default) */
-	const char *bpf;	   /* --bpf (NULL: off, so runs compare like for like) */
-	const char *const *extra;  /* more serve arguments, NULL-terminated; may be NULL */
+	const char *send_mode;	  /* --send-mode (NULL: serve's default) */
+	const char *bpf;	  /* --bpf (NULL: off, so runs compare like for like) */
+	const char *const *extra; /* more serve arguments, NULL-terminated; may be NULL */
 	char data_dir[4096];
-	char bin[4096];		   /* the plextv executable */
-	uint16_t source_port;	   /* the paced source the channel points at */
+	char bin[4096];	      /* the plextv executable */
+	uint16_t source_port; /* the paced source the channel points at */
 };
 
 /** The plextv executable: $PLEXTV_BIN, else `plextv` beside this executable. */
 int bench_plextv_bin(char *out, size_t n);
 /** Runs `plextv ARGS...` to completion (bounded by @timeout_ms); 0 when it exited 0. */
-int bench_plextv_run(const char *bin, const char *const *args, const char *log, unsigned timeout_ms);
+int bench_plextv_run(const char *bin, const char *const *args, const char *log,
+		     unsigned timeout_ms);
 /** Polls GET @path on 127.0.0.1:@port until the body contains @needle. */
 int bench_wait_body(uint16_t port, const char *path, const char *needle, unsigned timeout_ms);
 /** Sum (or max, with @max) of every sample of metric @name in a Prometheus text body. */
@@ -57,3 +58,19 @@ int bench_relay_parse(const char *spec, struct bench_relay *r);
  */
 int bench_relay_start(struct bench_relay *r, const char *tmpdir, uint16_t src_port);
 void bench_relay_stop(struct bench_relay *r);
+
+/*
+ * The upstream rate plextv really receives (its ingest child's remuxed output, which can be below
+ * the source's nominal bitrate): plextv_relay_upstream_bytes_total sampled every few hundred ms,
+ * and the least-squares slope over the samples, as the swarm computes each client's rate.
+ */
+#define BENCH_UPMETER_MAX 4096
+struct bench_upmeter {
+	unsigned n;
+	double t[BENCH_UPMETER_MAX], bytes[BENCH_UPMETER_MAX];
+};
+void bench_upmeter_sample(struct bench_upmeter *m, uint16_t port);
+/** Samples every @period_ms until the monotonic time @until_ns. */
+void bench_upmeter_run(struct bench_upmeter *m, uint16_t port, uint64_t until_ns,
+		       unsigned period_ms);
+double bench_upmeter_mbps(const struct bench_upmeter *m);

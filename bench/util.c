@@ -256,7 +256,7 @@ static int http_read_all(int fd, struct ptv_buf *raw)
 	ssize_t r;
 
 	for (;;) {
-		if (raw->len > (1u << 20))
+		if (raw->len > (64u << 20)) /* a 100k-channel lineup.json is ~9.5 MB */
 			return -EMSGSIZE;
 		if (ptv_buf_reserve(raw, 16384))
 			return -ENOMEM;
