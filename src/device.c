@@ -256,7 +256,7 @@ static int ptv_devices_get_txn(MDB_txn *txn, void *arg)
 	struct ptv_devices_ctx *b = arg;
 
 	for (unsigned i = 0; i < b->n; i++) {
-		struct ptv_device_ctx c = { b->s, htobe32(i), &b->out[i], false };
+		struct ptv_device_ctx c = {b->s, htobe32(i), &b->out[i], false};
 		int rc = ptv_device_load(txn, &c);
 
 		if (rc && rc != -ENOENT)
@@ -272,7 +272,7 @@ static int ptv_devices_create_txn(MDB_txn *txn, void *arg)
 
 	b->created = 0;
 	for (unsigned i = 0; i < b->n; i++) {
-		struct ptv_device_ctx c = { b->s, htobe32(i), &b->out[i], false };
+		struct ptv_device_ctx c = {b->s, htobe32(i), &b->out[i], false};
 		int rc;
 
 		if (b->have[i])
@@ -287,7 +287,7 @@ static int ptv_devices_create_txn(MDB_txn *txn, void *arg)
 
 int ptv_device_identities(struct ptv_store *s, unsigned n, struct ptv_device_identity *out)
 {
-	struct ptv_devices_ctx b = { s, n, out, ptv_xcalloc(n ? n : 1, sizeof(bool)), 0 };
+	struct ptv_devices_ctx b = {s, n, out, ptv_xcalloc(n ? n : 1, sizeof(bool)), 0};
 	bool missing = false;
 	int rc = ptv_store_read(s, ptv_devices_get_txn, &b);
 

@@ -50,16 +50,16 @@ struct ptv_config {
 	char user_agent[256];
 	char acestream_engine[512]; /* may carry credentials: redacted on output */
 	/* [relay] */
-	char relay_send_mode[16];	   /* send | zc | splice */
-	unsigned relay_ring_bytes;	   /* per-channel ring */
-	unsigned relay_ring_seconds;	   /* per-channel ring, time bound; 0 = none */
-	unsigned relay_linger_ms;	   /* upstream kept after the last viewer left */
-	unsigned relay_tune_grace_ms;	   /* cold tune: wait for data or 806/807 before 200 */
-	unsigned relay_tune_deadline_ms;   /* cold tune: close when no byte came by then */
-	unsigned relay_source_max_streams; /* per source, 0 = unlimited */
-	unsigned relay_max_lag_ms;	   /* viewer lag bound before a resync */
-	unsigned relay_send_batch_ms;	   /* longest wait to fill a send */
-	unsigned relay_ingest_stall_ms;	   /* child's stall and first-packet budget */
+	char relay_send_mode[16];	     /* send | zc | splice */
+	unsigned relay_ring_bytes;	     /* per-channel ring */
+	unsigned relay_ring_seconds;	     /* per-channel ring, time bound; 0 = none */
+	unsigned relay_linger_ms;	     /* upstream kept after the last viewer left */
+	unsigned relay_tune_grace_ms;	     /* cold tune: wait for data or 806/807 before 200 */
+	unsigned relay_tune_deadline_ms;     /* cold tune: close when no byte came by then */
+	unsigned relay_source_max_streams;   /* per source, 0 = unlimited */
+	unsigned relay_max_lag_ms;	     /* viewer lag bound before a resync */
+	unsigned relay_send_batch_ms;	     /* longest wait to fill a send */
+	unsigned relay_ingest_stall_ms;	     /* child's stall and first-packet budget */
 	char relay_ingest_command[PATH_MAX]; /* "" = /proc/self/exe ingest */
 
 	/* Where the INI file was read from ("" if none). Not a key. */
