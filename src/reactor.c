@@ -375,17 +375,22 @@ void ptv_reactor_set_busy(struct ptv_reactor *r, bool (*busy)(void *ctx), void *
 	r->busy_ctx = ctx;
 }
 
-void ptv_timer_arm(struct ptv_reactor *r, struct ptv_timer *t, uint64_t delay_ms)
+/* Rounded up, so a timer never fires before its deadline (a tick is coarser than a ms). */
+static void timer_insert(struct ptv_reactor *r, struct ptv_timer *t)
 {
-	uint64_t tick;
+	uint64_t tick = (t->expires_ms + PTV_TIMER_TICK_MS - 1) / PTV_TIMER_TICK_MS;
 
-	if (ptv_timer_armed(t))
-		ptv_list_del(&t->node);
-	t->expires_ms = r->now_ms + delay_ms;
-	tick = t->expires_ms / PTV_TIMER_TICK_MS;
 	if (tick <= r->wheel_tick)
 		tick = r->wheel_tick + 1;
 	ptv_list_add_tail(&r->wheel[tick % PTV_WHEEL_SLOTS], &t->node);
+}
+
+void ptv_timer_arm(struct ptv_reactor *r, struct ptv_timer *t, uint64_t delay_ms)
+{
+	if (ptv_timer_armed(t))
+		ptv_list_del(&t->node);
+	t->expires_ms = r->now_ms + delay_ms;
+	timer_insert(r, t);
 }
 
 void ptv_timer_cancel(struct ptv_timer *t)
@@ -417,9 +422,9 @@ static void reactor_timers_run(struct ptv_reactor *r)
 			struct ptv_timer *t = ptv_container_of(local.next, struct ptv_timer, node);
 
 			ptv_list_del(&t->node);
-			if (t->expires_ms / PTV_TIMER_TICK_MS > r->wheel_tick) {
-				/* Due on a later lap of the wheel. */
-				ptv_list_add_tail(slot, &t->node);
+			if (t->expires_ms > r->now_ms) {
+				/* Not due yet: a later lap of the wheel, or later in this tick. */
+				timer_insert(r, t);
 				continue;
 			}
 			t->cb(t);
