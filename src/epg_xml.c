@@ -920,6 +920,30 @@ static int f_rating(struct xp *x, uint8_t type, int depth, bool empty)
 	return ret;
 }
 
+/*
+ * Reads the element's text and stores one field of @type: the @n attributes, then the text.
+ * An element without text is counted as empty and stores nothing.
+ */
+static int attrs_text_field(struct xp *x, uint8_t type, int depth, bool empty,
+			    char (*attrs)[XP_MAX_ATTR + 1], unsigned n)
+{
+	int ret = xp_text(x, depth, empty);
+
+	if (ret)
+		return ret;
+	if (!x->text.len) {
+		x->st->errors[PTV_EPG_ERR_EMPTY]++;
+		return 0;
+	}
+	if (field_begin(x, type, 0)) {
+		for (unsigned i = 0; i < n; i++)
+			field_str(x, attrs[i]);
+		field_str(x, x->text.data);
+		field_end(x);
+	}
+	return 0;
+}
+
 static int f_review(struct xp *x, uint8_t type, int depth, bool empty)
 {
 	static const char *const names[] = {"type", "source", "reviewer", "lang"};
@@ -934,20 +958,7 @@ static int f_review(struct xp *x, uint8_t type, int depth, bool empty)
 		xp_copy(attrs[i], sizeof(attrs[i]), v[i]);
 	if (!one_of(attrs[0], types))
 		snprintf(attrs[0], sizeof(attrs[0]), "text"); /* required by the DTD */
-	ret = xp_text(x, depth, empty);
-	if (ret)
-		return ret;
-	if (!x->text.len) {
-		x->st->errors[PTV_EPG_ERR_EMPTY]++;
-		return 0;
-	}
-	if (field_begin(x, type, 0)) {
-		for (unsigned i = 0; i < 4; i++)
-			field_str(x, attrs[i]);
-		field_str(x, x->text.data);
-		field_end(x);
-	}
-	return 0;
+	return attrs_text_field(x, type, depth, empty, attrs, 4);
 }
 
 static int f_image(struct xp *x, uint8_t type, int depth, bool empty)
@@ -971,20 +982,7 @@ static int f_image(struct xp *x, uint8_t type, int depth, bool empty)
 		if (!ok)
 			x->st->errors[PTV_EPG_ERR_BAD_VALUE]++;
 	}
-	ret = xp_text(x, depth, empty);
-	if (ret)
-		return ret;
-	if (!x->text.len) {
-		x->st->errors[PTV_EPG_ERR_EMPTY]++;
-		return 0;
-	}
-	if (field_begin(x, type, 0)) {
-		for (unsigned i = 0; i < 4; i++)
-			field_str(x, attrs[i]);
-		field_str(x, x->text.data);
-		field_end(x);
-	}
-	return 0;
+	return attrs_text_field(x, type, depth, empty, attrs, 4);
 }
 
 static const struct {

@@ -871,6 +871,30 @@ class TestCase(unittest.TestCase):
         return time.monotonic() - t0
 
 
+class SharedServerTestCase(TestCase):
+    """A TestCase whose tests share one default `Server` (cls.srv), started once per class.
+    Each test first checks that the server is still alive; conn() opens a connection that is
+    closed at the end of the test."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server()
+        cls.srv.__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.__exit__(None, None, None)
+
+    def setUp(self):
+        self.assertTrue(self.srv.alive(), "server died during an earlier test\n"
+                        + self.srv.log_tail())
+
+    def conn(self):
+        c = self.srv.connect()
+        self.addCleanup(c.close)
+        return c
+
+
 def main(watchdog=300):
     """unittest with verbosity 2; exit 0 pass, 1 fail, 77 skip (no binary or all skipped)."""
     if not have_binary():

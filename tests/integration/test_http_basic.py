@@ -9,7 +9,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ptvtest  # noqa: E402
-from ptvtest import Server, build_request  # noqa: E402
+from ptvtest import build_request  # noqa: E402
 
 METRICS_CT = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -18,25 +18,7 @@ def media_type(ct):
     return (ct or "").split(";", 1)[0].strip().lower()
 
 
-class HttpBasic(ptvtest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server()
-        cls.srv.__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.__exit__(None, None, None)
-
-    def setUp(self):
-        self.assertTrue(self.srv.alive(), "server died during an earlier test\n"
-                        + self.srv.log_tail())
-
-    def conn(self):
-        c = self.srv.connect()
-        self.addCleanup(c.close)
-        return c
-
+class HttpBasic(ptvtest.SharedServerTestCase):
     def check_common(self, r, streamed=False):
         self.assertCommonHeaders(r, streamed)
 

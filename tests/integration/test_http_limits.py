@@ -9,7 +9,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ptvtest  # noqa: E402
-from ptvtest import Server, build_request  # noqa: E402
+from ptvtest import build_request  # noqa: E402
 
 URL_MAX = 8192
 HEADER_MAX = 16384
@@ -18,25 +18,7 @@ BODY_MAX = 1024 * 1024
 CLOSE_WITHIN = 1.0  # seconds from the last byte sent to the server's close
 
 
-class LimitsBase(ptvtest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server()
-        cls.srv.__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.__exit__(None, None, None)
-
-    def setUp(self):
-        self.assertTrue(self.srv.alive(), "server died during an earlier test\n"
-                        + self.srv.log_tail())
-
-    def conn(self):
-        c = self.srv.connect()
-        self.addCleanup(c.close)
-        return c
-
+class LimitsBase(ptvtest.SharedServerTestCase):
     def expect_error_close(self, data, status, what, follow=True, within=CLOSE_WITHIN):
         """Sends @data (plus a valid pipelined request behind it when @follow), expects one
         @status response with Connection: close, a short text body, then close within

@@ -9,7 +9,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ptvtest  # noqa: E402
-from ptvtest import Server, build_request  # noqa: E402
+from ptvtest import build_request  # noqa: E402
 
 SMUGGLED = b"GET /health?smuggled=1 HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -77,25 +77,7 @@ CASES = [
 ]
 
 
-class Smuggling(ptvtest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server()
-        cls.srv.__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.__exit__(None, None, None)
-
-    def setUp(self):
-        self.assertTrue(self.srv.alive(), "server died during an earlier test\n"
-                        + self.srv.log_tail())
-
-    def conn(self):
-        c = self.srv.connect()
-        self.addCleanup(c.close)
-        return c
-
+class Smuggling(ptvtest.SharedServerTestCase):
     def smuggle(self, name, data):
         c = self.conn()
         t0 = time.monotonic()

@@ -15,25 +15,7 @@ from ptvtest import Server, build_request  # noqa: E402
 CT = "text/plain; version=0.0.4; charset=utf-8"
 
 
-class Metrics(ptvtest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server()
-        cls.srv.__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.__exit__(None, None, None)
-
-    def setUp(self):
-        self.assertTrue(self.srv.alive(), "server died during an earlier test\n"
-                        + self.srv.log_tail())
-
-    def conn(self):
-        c = self.srv.connect()
-        self.addCleanup(c.close)
-        return c
-
+class Metrics(ptvtest.SharedServerTestCase):
     def test_content_type_and_promtool(self):
         if not ptvtest.PROMTOOL:
             self.skipTest("promtool not installed")
