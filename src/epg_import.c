@@ -25,6 +25,7 @@
 #include "plextv/chanrec.h"
 #include "plextv/fetch.h"
 #include "plextv/log.h"
+#include "plextv/sources.h"
 #include "plextv/redact.h"
 #include "plextv/store.h"
 #include "plextv/strmap.h"
@@ -188,26 +189,6 @@ static bool wanted(struct imp *x, struct ptv_strmap *m, const char *s)
 
 /* ---- the source record ---- */
 
-static void derive_name(const char *location, char *out, size_t len)
-{
-	char clean[2048];
-	const char *s, *slash;
-
-	/* Never the URL itself (credentials): the host plus "-epg" (so it cannot take the name
-	 * the M3U importer derives for a playlist from the same provider), or the file name. */
-	ptv_redact_url(location, clean, sizeof(clean));
-	s = strstr(clean, "://");
-	if (s) {
-		s += 3;
-		if (strchr(s, '@'))
-			s = strchr(s, '@') + 1;
-		snprintf(out, len, "%.*s-epg", (int)strcspn(s, ":/?"), s);
-		return;
-	}
-	slash = strrchr(location, '/');
-	snprintf(out, len, "%s", slash ? slash + 1 : location);
-}
-
 /* Finds the source named x->name. Another kind with that name is an error. */
 static int source_find(struct imp *x)
 {
@@ -250,7 +231,8 @@ static int source_open(struct imp *x)
 	if (io->name && io->name[0])
 		snprintf(x->name, sizeof(x->name), "%s", io->name);
 	else
-		derive_name(x->location, x->name, sizeof(x->name));
+		/* "-epg" so it cannot take the name a playlist from that host gets. */
+		ptv_sources_derive_name(x->location, "-epg", x->name, sizeof(x->name));
 	ret = source_find(x);
 	if (ret)
 		return ret;
@@ -971,7 +953,8 @@ static int lookup_txn(MDB_txn *txn, void *arg)
 	if (x->io->name && x->io->name[0])
 		snprintf(x->name, sizeof(x->name), "%s", x->io->name);
 	else
-		derive_name(x->location, x->name, sizeof(x->name));
+		/* "-epg" so it cannot take the name a playlist from that host gets. */
+		ptv_sources_derive_name(x->location, "-epg", x->name, sizeof(x->name));
 	ret = source_find(x);
 	x->rep->source_id = x->source_id;
 	json_decref(x->source);

@@ -11,6 +11,7 @@
 #include "import_int.h"
 #include "plextv/fetch.h"
 #include "plextv/log.h"
+#include "plextv/sources.h"
 #include "plextv/redact.h"
 
 /* ---- filters ---- */
@@ -134,25 +135,6 @@ int import_collect(struct import_ctx *x, int (*cb)(const struct ptv_m3u_entry *e
 
 /* ---- the source record ---- */
 
-static void derive_name(const char *location, char *out, size_t len)
-{
-	const char *s = location, *slash;
-	char clean[2048];
-
-	/* Never the URL itself: it may carry credentials. The host, or the file name. */
-	ptv_redact_url(location, clean, sizeof(clean));
-	s = strstr(clean, "://");
-	if (s) {
-		s += 3;
-		if (strchr(s, '@'))
-			s = strchr(s, '@') + 1;
-		snprintf(out, len, "%.*s", (int)strcspn(s, ":/?"), s);
-		return;
-	}
-	slash = strrchr(location, '/');
-	snprintf(out, len, "%s", slash ? slash + 1 : location);
-}
-
 static int find_source(MDB_txn *txn, struct import_ctx *x)
 {
 	MDB_cursor *cur;
@@ -185,7 +167,7 @@ int import_source_record(MDB_txn *txn, struct import_ctx *x)
 	if (o->name && o->name[0])
 		snprintf(x->name, sizeof(x->name), "%s", o->name);
 	else
-		derive_name(x->location, x->name, sizeof(x->name));
+		ptv_sources_derive_name(x->location, "", x->name, sizeof(x->name));
 	ret = find_source(txn, x);
 	if (ret)
 		return ret;

@@ -422,3 +422,21 @@ int ptv_channels_print(struct ptv_store *s, FILE *out, bool json)
 {
 	return print_records(s, out, json, NULL);
 }
+
+void ptv_sources_derive_name(const char *location, const char *suffix, char *out, size_t len)
+{
+	char clean[2048];
+	const char *s, *slash;
+
+	ptv_redact_url(location, clean, sizeof(clean));
+	s = strstr(clean, "://");
+	if (s) {
+		s += 3;
+		if (strchr(s, '@'))
+			s = strchr(s, '@') + 1;
+		snprintf(out, len, "%.*s%s", (int)strcspn(s, ":/?"), s, suffix);
+		return;
+	}
+	slash = strrchr(location, '/');
+	snprintf(out, len, "%s", slash ? slash + 1 : location);
+}

@@ -67,5 +67,11 @@ int ptv_sources_seed_demo(struct ptv_store *s, const char *demo_dir);
 int ptv_sources_print(struct ptv_store *s, FILE *out, bool json);
 int ptv_channels_print(struct ptv_store *s, FILE *out, bool json);
 
+/**
+ * A source name for @location when none was given: the URL's host followed by @suffix, or the
+ * file name — never the URL itself, which may carry credentials.
+ */
+void ptv_sources_derive_name(const char *location, const char *suffix, char *out, size_t len);
+
 /** One line per report for CLI output and logs. */
 void ptv_import_report_format(const struct ptv_import_report *r, char *buf, size_t len);
