@@ -246,6 +246,9 @@ static int engine_call(const char *url, unsigned timeout_ms, const char *key, js
 	o.url = url;
 	o.connect_timeout_ms = o.timeout_ms = o.stall_timeout_ms = timeout_ms;
 	o.max_bytes = ENGINE_BODY_MAX;
+	/* Engine failures are reported by the callers (806 answers, metrics, one log line per
+	 * state change): an engine that is simply not installed must not fill the log. */
+	o.quiet = true;
 	rc = ptv_fetch(&o, membuf_sink, &m, &res);
 	if (rc) {
 		rc = transport_error(rc, &res, reason, len);

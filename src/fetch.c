@@ -654,7 +654,7 @@ static void fetch_report(const struct ptv_fetch_opts *o, const struct fetch_body
 	else
 		snprintf(why, sizeof(why), "%s", errbuf);
 	ptv_redact_text(why, res->error, sizeof(res->error));
-	if (b->sink_failed) /* the caller stopped it and knows why */
+	if (b->sink_failed || o->quiet) /* the caller stopped it, or reports it itself */
 		return;
 	/* ptv_log redacts the URL (user:pass@, password=, Xtream paths) on its way out. */
 	ptv_warn(MOD, "%s: %s", o->url, res->error);

@@ -45,6 +45,7 @@ struct ptv_fetch_opts {
 	const char *etag;	   /* from a previous result: sends If-None-Match */
 	const char *last_modified; /* from a previous result: sends If-Modified-Since */
 	const char *proxy;	   /* NULL or "": no proxy, whatever the environment says */
+	bool quiet;		   /* failures not logged: the caller reports them (res->error) */
 };
 
 struct ptv_fetch_result {
