@@ -116,6 +116,32 @@ static int relay_gstreamer(struct bench_relay *r, uint16_t src_port, const char 
 	return bench_spawn(argv, &o, &r->pid);
 }
 
+size_t bench_serve_argv(const char **argv, const char *bin, const char *data_dir,
+			const char *listen, const char *bpf)
+{
+	const char *fixed[] = {bin,
+			       "serve",
+			       "--data-dir",
+			       data_dir,
+			       "--listen",
+			       listen,
+			       "--demo-dir",
+			       "",
+			       "--ssdp",
+			       "off",
+			       "--hdhr-discovery",
+			       "off",
+			       "--http-port80",
+			       "off",
+			       "--log-level",
+			       "warn",
+			       "--bpf",
+			       bpf};
+
+	memcpy(argv, fixed, sizeof(fixed));
+	return PTV_ARRAY_SIZE(fixed);
+}
+
 int bench_plextv_bin(char *out, size_t n)
 {
 	const char *env = getenv("PLEXTV_BIN");
@@ -241,16 +267,7 @@ static int relay_plextv(struct bench_relay *r, const char *tmpdir, uint16_t src_
 	if (ret)
 		return ret;
 	snprintf(listen, sizeof(listen), "127.0.0.1:%u", r->port);
-	argv[n++] = r->bin;
-	argv[n++] = "serve";
-	argv[n++] = "--data-dir", argv[n++] = r->data_dir;
-	argv[n++] = "--listen", argv[n++] = listen;
-	argv[n++] = "--demo-dir", argv[n++] = "";
-	argv[n++] = "--ssdp", argv[n++] = "off";
-	argv[n++] = "--hdhr-discovery", argv[n++] = "off";
-	argv[n++] = "--http-port80", argv[n++] = "off";
-	argv[n++] = "--log-level", argv[n++] = "warn";
-	argv[n++] = "--bpf", argv[n++] = r->bpf ? r->bpf : "off";
+	n = bench_serve_argv(argv, r->bin, r->data_dir, listen, r->bpf ? r->bpf : "off");
 	if (r->send_mode)
 		argv[n++] = "--send-mode", argv[n++] = r->send_mode;
 	for (i = 0; r->extra && r->extra[i] && n < PTV_ARRAY_SIZE(argv) - 1; i++)

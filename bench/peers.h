@@ -40,6 +40,10 @@ struct bench_relay {
 
 /** The plextv executable: $PLEXTV_BIN, else `plextv` beside this executable. */
 int bench_plextv_bin(char *out, size_t n);
+/* Fills argv with `BIN serve` on a quiet loopback setup (no demo, no discovery, warn logs,
+ * BPF per @bpf) and returns how many slots it used; the caller appends and NULL-terminates. */
+size_t bench_serve_argv(const char **argv, const char *bin, const char *data_dir,
+			const char *listen, const char *bpf);
 /** Runs `plextv ARGS...` to completion (bounded by @timeout_ms); 0 when it exited 0. */
 int bench_plextv_run(const char *bin, const char *const *args, const char *log,
 		     unsigned timeout_ms);

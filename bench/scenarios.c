@@ -1362,27 +1362,12 @@ int bench_cmd_lineup(int argc, char **argv)
 	snprintf(log, sizeof(log), "%s/serve.log", f.tmpdir);
 	{
 		/* one device holding every channel: /lineup.json is the whole 100k document */
-		const char *argv2[] = {bin,
-				       "serve",
-				       "--data-dir",
-				       data,
-				       "--listen",
-				       listen,
-				       "--demo-dir",
-				       "",
-				       "--ssdp",
-				       "off",
-				       "--hdhr-discovery",
-				       "off",
-				       "--http-port80",
-				       "off",
-				       "--bpf",
-				       "off",
-				       "--log-level",
-				       "warn",
-				       "--device-channels",
-				       devch,
-				       NULL};
+		const char *argv2[24];
+		size_t n = bench_serve_argv(argv2, bin, data, listen, "off");
+
+		argv2[n++] = "--device-channels";
+		argv2[n++] = devch;
+		argv2[n] = NULL;
 
 		snprintf(devch, sizeof(devch), "%u", o.entries < 100000 ? o.entries : 100000);
 		f.relay.kind = BENCH_RELAY_PLEXTV;
@@ -1559,25 +1544,9 @@ int bench_cmd_epg(int argc, char **argv)
 	ret = bench_free_port(&port);
 	snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
 	{
-		const char *argv2[] = {bin,
-				       "serve",
-				       "--data-dir",
-				       data,
-				       "--listen",
-				       listen,
-				       "--demo-dir",
-				       "",
-				       "--ssdp",
-				       "off",
-				       "--hdhr-discovery",
-				       "off",
-				       "--http-port80",
-				       "off",
-				       "--bpf",
-				       "off",
-				       "--log-level",
-				       "warn",
-				       NULL};
+		const char *argv2[24];
+
+		argv2[bench_serve_argv(argv2, bin, data, listen, "off")] = NULL;
 
 		f.relay.kind = BENCH_RELAY_PLEXTV;
 		f.relay.port = port;
