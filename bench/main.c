@@ -24,7 +24,7 @@ static const struct bench_cmd bench_cmds[] = {
 	{"api", bench_cmd_api, "discover.json / lineup.json req/s vs nginx while streams run (B6)"},
 	{"lineup", bench_cmd_lineup, "100k-entry M3U import and /lineup.json (B7)"},
 	{"epg", bench_cmd_epg, "1,000 x 1,000 XMLTV import and /xmltv.xml output rate"},
-	{"zerocopy", bench_cmd_zerocopy, "fan-out with --send-mode send vs zc (B8)"},
+	{"zerocopy", bench_cmd_zerocopy, "fan-out with --send-mode send vs zc vs splice (B8)"},
 	{"bpf", bench_cmd_bpf, "fan-out with --bpf auto vs off (B9)"},
 	{"all", bench_cmd_all, "every scenario (short), then the report"},
 	{"report", bench_cmd_report, "Markdown table and gnuplot PNGs from a folder of results"},

@@ -1624,9 +1624,12 @@ static int matrix(const char *name, int argc, char **argv)
 	static const char usage[] =
 		"usage: plextv-bench zerocopy|bpf [--list 100,1000] [--bitrate 8] [--duration 12] "
 		"[--out DIR]\n"
-		"  fanout --relay plextv for each client count, send vs zc (zerocopy) or\n"
+		"  fanout --relay plextv for each client count, send vs zc vs splice (zerocopy) "
+		"or\n"
 		"  --bpf auto vs off (bpf); one fanout JSON per point in DIR and a summary JSON\n";
-	static const char *const zc[] = {"send", "zc"}, *const bpf[] = {"off", "auto"};
+	static const char *const zc[] = {"send", "zc", "splice", NULL}, *const bpf[] = {"off",
+											"auto",
+											NULL};
 	bool is_zc = !strcmp(name, "zerocopy");
 	struct sc_opts o;
 	char list[256], *tok, *save = NULL, path[PATH_MAX + 64], nb[16], rate[32], dur[32];
@@ -1647,8 +1650,8 @@ static int matrix(const char *name, int argc, char **argv)
 	j = bench_json_result(name, "plextv");
 	pts = json_array();
 	for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		for (k = 0; k < 2 && !bench_interrupted; k++) {
-			const char *v = is_zc ? zc[k] : bpf[k];
+		for (k = 0; (is_zc ? zc : bpf)[k] && !bench_interrupted; k++) {
+			const char *v = (is_zc ? zc : bpf)[k];
 			const char *args[] = {"fanout", "--relay",
 					      "plextv", "--clients",
 					      nb,	"--bitrate",

@@ -133,7 +133,11 @@ struct ptv_blob *ptv_blob_new(const void *p, size_t len)
 	if (!blob)
 		return NULL;
 	atomic_init(&blob->refs, 1);
+	blob->fd = -1;
 	blob->len = len;
+	blob->file_off = 0;
+	blob->release = NULL;
+	blob->owner = NULL;
 	if (p)
 		memcpy(blob->data, p, len);
 	blob->data[len] = '\0';
@@ -159,6 +163,10 @@ void ptv_blob_unref(struct ptv_blob *blob)
 	if (!blob)
 		return;
 	/* acq_rel: the last owner must see every write made before other owners let go. */
-	if (atomic_fetch_sub_explicit(&blob->refs, 1, memory_order_acq_rel) == 1)
+	if (atomic_fetch_sub_explicit(&blob->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	if (blob->release)
+		blob->release(blob);
+	else
 		free(blob);
 }

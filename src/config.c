@@ -141,7 +141,7 @@ static const struct key keys[] = {
 	/* [relay] */
 	{DESC("relay", "send_mode", "send-mode", "PLEXTV_SEND_MODE", "MODE",
 	      "how TS reaches viewers: send, zc (SEND_ZC) or splice"),
-	 .type = KT_STRING, FIELD(relay_send_mode), .def = "send", .choices = "send|zc|splice"},
+	 .type = KT_STRING, FIELD(relay_send_mode), .def = "splice", .choices = "send|zc|splice"},
 	{DESC("relay", "ring_bytes", "ring-bytes", "PLEXTV_RING_BYTES", "N",
 	      "per-channel buffer, bytes (rounded up to 64 KiB chunks)"),
 	 .type = KT_UINT, FIELD(relay_ring_bytes), .min = 262144, .max = 1u << 30,

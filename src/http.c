@@ -3,6 +3,7 @@
  * HTTP/1.1 request parsing (llhttp glue plus our own framing checks) and responses.
  */
 #include <ctype.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -918,6 +919,19 @@ int ptv_http_stream_set_zerocopy(struct ptv_http_req *req, bool on)
 	if (on && !ptv_reactor_features(req->conn->srv->r)->sendmsg_zc)
 		return -EOPNOTSUPP;
 	req->conn->zc = on;
+	return 0;
+}
+
+int ptv_http_stream_set_splice(struct ptv_http_req *req, bool on)
+{
+	struct http_conn *c = req->conn;
+	int fl = fcntl(c->fd, F_GETFL);
+
+	/* sendfile() runs on the reactor thread: it must never wait for the peer. io_uring's
+	 * own socket operations poll as before on a non-blocking socket. */
+	if (fl < 0 || fcntl(c->fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK))
+		return -errno;
+	c->splice = on;
 	return 0;
 }
 

@@ -9,7 +9,9 @@
  */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <unistd.h>
 
 #include "http_int.h"
@@ -408,7 +410,9 @@ static void conn_recv_cb(struct ptv_reactor *r, struct ptv_op *op, int res, uint
 		     (c->req.streaming && c->req.stream_mode == PTV_HTTP_STREAM_CLOSE) ||
 		     (!c->sending && !c->req.deferred && !c->req.streaming && !c->out_bytes)))
 			http_conn_close(c, false);
-	} else if (res < 0 && res != -ENOBUFS && res != -ECANCELED) {
+	} else if (res < 0 && res != -ENOBUFS && res != -ECANCELED && res != -EAGAIN) {
+		/* -EAGAIN: a splice viewer's socket is O_NONBLOCK, and a receive io_uring had to
+		 * hand to a worker thread then fails instead of waiting (liburing #364): re-arm. */
 		if (res != -ECONNRESET)
 			http_error_count(c->srv, "recv");
 		http_conn_close(c, true);
@@ -444,11 +448,31 @@ static void conn_zc_notif(struct http_conn *c)
 	conn_unpin(c); /* the count the send kept for its notification */
 }
 
+static void conn_poll_out(struct http_conn *c, bool progress);
+
+/* The socket became writable (or failed) while sendfile() segments wait. */
+static void conn_poll_done(struct http_conn *c, int res)
+{
+	c->send_poll = false;
+	c->sending = false;
+	if (!c->closing && res < 0) {
+		http_error_count(c->srv, "send");
+		http_conn_close(c, true);
+	} else if (!c->closing) {
+		http_conn_flush(c);
+	}
+	conn_unpin(c);
+}
+
 static void conn_send_cb(struct ptv_reactor *r, struct ptv_op *op, int res, uint32_t flags)
 {
 	struct http_conn *c = ptv_container_of(op, struct http_conn, send_op);
 	struct http_zc_batch *hold = NULL;
 
+	if (c->send_poll) {
+		conn_poll_done(c, res);
+		return;
+	}
 	if (flags & IORING_CQE_F_NOTIF) {
 		conn_zc_notif(c);
 		return;
@@ -463,7 +487,10 @@ static void conn_send_cb(struct ptv_reactor *r, struct ptv_op *op, int res, uint
 	}
 	/* The send's own in-flight count pins the connection until conn_unpin() below. */
 	c->sending = false;
-	if (!c->closing && res < 0) {
+	if (!c->closing && res == -EAGAIN && c->splice) {
+		/* O_NONBLOCK socket (see conn_recv_cb): nothing was sent; wait for room. */
+		conn_poll_out(c, false);
+	} else if (!c->closing && res < 0) {
 		if (res != -EPIPE && res != -ECONNRESET)
 			http_error_count(c->srv, "send");
 		http_conn_close(c, true);
@@ -474,10 +501,67 @@ static void conn_send_cb(struct ptv_reactor *r, struct ptv_op *op, int res, uint
 	conn_unpin(c);
 }
 
+static bool seg_in_file(const struct http_seg *g)
+{
+	return g->blob && g->blob->fd >= 0;
+}
+
+/*
+ * Waits for the socket to take more. Also used after sendfile() emptied the queue, so that the
+ * drain callback (which queues the next batch and flushes again) runs from a completion and
+ * never recurses into this function.
+ */
+static void conn_poll_out(struct http_conn *c, bool progress)
+{
+	struct io_uring_sqe *sqe = ptv_reactor_sqe(c->srv->r, &c->send_op);
+
+	io_uring_prep_poll_add(sqe, c->fd, POLLOUT);
+	c->send_poll = true;
+	c->sending = true;
+	c->inflight++;
+	/* The write timeout runs from the last byte the socket took. */
+	if (progress || c->tkind != HTTP_T_WRITE)
+		http_conn_timer(c, HTTP_T_WRITE, c->srv->limits.write_timeout_ms);
+}
+
+/*
+ * Sends the file-backed segments at the head of the queue with sendfile(): the socket takes
+ * references to the file's pages, no copy (memring.h says why those pages never change). The
+ * socket is non-blocking, so this never waits; what it cannot take now waits for POLLOUT.
+ */
+static void conn_sendfile(struct http_conn *c)
+{
+	bool progress = false;
+
+	while (c->seg_n && seg_in_file(&c->segs[c->seg_head])) {
+		const struct http_seg *g = &c->segs[c->seg_head];
+		off_t off = (off_t)(g->blob->file_off + (uint64_t)(g->p - g->blob->data));
+		size_t len = g->len;
+		ssize_t n = sendfile(c->fd, g->blob->fd, &off, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EAGAIN) {
+			if (errno != EPIPE && errno != ECONNRESET)
+				http_error_count(c->srv, "send");
+			http_conn_close(c, true);
+			return;
+		}
+		if (n <= 0)
+			break;
+		conn_segs_consume(c, (size_t)n, NULL);
+		ptv_metric_add(c->srv->m_sendfile, (uint64_t)n);
+		progress = true;
+		if ((size_t)n < len)
+			break;
+	}
+	conn_poll_out(c, progress);
+}
+
 void http_conn_flush(struct http_conn *c)
 {
 	struct io_uring_sqe *sqe;
-	unsigned n;
+	unsigned n = 0;
 
 	if (c->sending || c->closing)
 		return;
@@ -487,7 +571,17 @@ void http_conn_flush(struct http_conn *c)
 		http_conn_drained(c);
 		return;
 	}
-	n = PTV_MIN(c->seg_n, HTTP_IOV_MAX);
+	if (c->splice) {
+		/* A sendmsg batch stops at the first segment sendfile() can take. */
+		while (n < c->seg_n && n < HTTP_IOV_MAX && !seg_in_file(&c->segs[c->seg_head + n]))
+			n++;
+		if (!n) {
+			conn_sendfile(c);
+			return;
+		}
+	} else {
+		n = PTV_MIN(c->seg_n, HTTP_IOV_MAX);
+	}
 	for (unsigned i = 0; i < n; i++) {
 		c->iov[i].iov_base = (void *)c->segs[c->seg_head + i].p;
 		c->iov[i].iov_len = c->segs[c->seg_head + i].len;
@@ -645,6 +739,10 @@ int ptv_http_server_new(struct ptv_reactor *r, struct ptv_router *router,
 				   PTV_METRIC_COUNTER, res_labels, NULL, 0, 4);
 	s->m_accepted = ptv_metric_get(conns, res_accepted);
 	s->m_refused = ptv_metric_get(conns, res_refused);
+	s->m_sendfile = ptv_metric_simple("plextv_http_sendfile_bytes_total",
+					  "Response bytes sent with sendfile() from memfd pages "
+					  "(send_mode splice)",
+					  PTV_METRIC_COUNTER);
 	s->m_errors = ptv_metrics_family("plextv_http_errors_total",
 					 "HTTP connections ended by an error, by reason",
 					 PTV_METRIC_COUNTER, err_labels, NULL, 0, 32);

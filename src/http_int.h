@@ -104,6 +104,8 @@ struct http_conn {
 	struct msghdr msg;
 	struct iovec iov[HTTP_IOV_MAX];
 	bool zc;				  /* sends use IORING_OP_SENDMSG_ZC */
+	bool splice;	/* file-backed blobs go out with sendfile() (socket O_NONBLOCK) */
+	bool send_poll; /* send_op is a POLLOUT wait, not a send */
 	struct http_zc_batch *zc_head, **zc_tail; /* waiting for notifications */
 
 	struct sockaddr_storage peer, local;
@@ -124,7 +126,7 @@ struct ptv_http_server {
 	llhttp_settings_t settings;
 	char date[40];
 	int64_t date_sec;
-	struct ptv_metric *m_open, *m_accepted, *m_refused;
+	struct ptv_metric *m_open, *m_accepted, *m_refused, *m_sendfile;
 	struct ptv_metric_family *m_errors;
 };
 

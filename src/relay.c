@@ -134,15 +134,6 @@ static void relay_send_mode_metric(enum ptv_send_mode mode)
 	}
 }
 
-/* The modes this build can do: splice needs the socket itself (see relay.h). */
-static enum ptv_send_mode send_mode_usable(enum ptv_send_mode m)
-{
-	if (m != PTV_SEND_SPLICE)
-		return m;
-	ptv_warn(RELAY_MOD, "send_mode splice is not available yet: using send");
-	return PTV_SEND_PLAIN;
-}
-
 int ptv_relay_new(const struct ptv_config *cfg, struct ptv_pool *pool, unsigned nreactors,
 		  struct ptv_relay **out)
 {
@@ -152,7 +143,6 @@ int ptv_relay_new(const struct ptv_config *cfg, struct ptv_pool *pool, unsigned 
 		free(relay);
 		return -PTV_ERR_CONFIG;
 	}
-	relay->cfg.send_mode = send_mode_usable(relay->cfg.send_mode);
 	relay->pool = pool;
 	relay->nreactors = nreactors;
 	relay->locals = ptv_xcalloc(nreactors, sizeof(*relay->locals));
@@ -175,7 +165,6 @@ void ptv_relay_reconfigure(struct ptv_relay *relay, const struct ptv_config *cfg
 
 	if (relay_cfg_load(&rc, cfg))
 		return;
-	rc.send_mode = send_mode_usable(rc.send_mode);
 	pthread_mutex_lock(&relay->lock);
 	if (rc.send_mode != relay->cfg.send_mode)
 		ptv_info(RELAY_MOD, "send_mode %s for new viewers",
@@ -649,6 +638,12 @@ static bool viewer_begin(struct relay_viewer *v)
 	    !atomic_exchange(&v->view->s->relay->zc_warned, true))
 		ptv_warn(RELAY_MOD,
 			 "send_mode zc: this kernel has no zero-copy sendmsg; using send");
+	/* sendfile() from the memfd chunks; bytes in heap chunks (written before the first
+	 * splice viewer came) and the PAT/PMT prefix still go with sendmsg. */
+	if (v->send_mode == PTV_SEND_SPLICE && ptv_http_stream_set_splice(v->req, true) &&
+	    !atomic_exchange(&v->view->s->relay->splice_warned, true))
+		ptv_warn(RELAY_MOD, "send_mode splice: cannot make the socket non-blocking; "
+				    "using send");
 	v->state = RV_WAITING;
 	v->last_drain_ms = view_now(v->view);
 	return true;
@@ -799,6 +794,8 @@ static int session_acquire(struct ptv_relay *relay, struct relay_local *loc,
 	v->eopts.max_lag_ms = relay->cfg.max_lag_ms;
 	v->write_timeout_ms = relay->cfg.write_timeout_ms;
 	v->send_mode = relay->cfg.send_mode;
+	if (v->send_mode == PTV_SEND_SPLICE)
+		atomic_store(&s->want_memfd, true);
 	pthread_mutex_unlock(&relay->lock);
 	*out = s;
 	return 0;

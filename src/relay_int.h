@@ -95,6 +95,7 @@ struct ptv_relay {
 		*f_acct_out, *f_acct_in; /* the source="user" twins of the eBPF counters */
 	struct ptv_metric *m_sessions, *m_tune_warm, *m_tune_cold;
 	atomic_bool zc_warned;
+	atomic_bool splice_warned;
 };
 
 struct relay_local {
@@ -166,6 +167,7 @@ struct relay_session {
 	atomic_int fail_code; /* 806/807 when the tune failed before any byte; -1: ended */
 	atomic_bool has_data;
 	atomic_uint_fast64_t rate_bps;
+	atomic_bool want_memfd; /* a splice viewer came: new chunks go into a memfd */
 
 	/* home only */
 	enum relay_state state;
@@ -183,6 +185,7 @@ struct relay_session {
 	uint64_t rate_bytes, rate_ms;
 	uint64_t rng;
 	unsigned sync_losses;
+	bool memfd_warned;
 	struct ptv_timer tick;
 	struct relay_view *views; /* [relay->nreactors] */
 

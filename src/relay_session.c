@@ -421,6 +421,22 @@ static void child_ts_cb(struct ptv_reactor *r, struct ptv_op *op, int res, uint3
 	child_check_done(c);
 }
 
+/* A splice viewer asked for memfd chunks: only the home reactor may change the ring. */
+static void session_memfd_check(struct relay_session *s)
+{
+	int ret;
+
+	if (s->ring.mem || s->memfd_warned ||
+	    !atomic_load_explicit(&s->want_memfd, memory_order_relaxed))
+		return;
+	ret = ptv_ring_use_memfd(&s->ring);
+	if (ret) {
+		s->memfd_warned = true;
+		ptv_warn(ING_MOD, "[%s] no memfd for the ring (%s): splice viewers get copies",
+			 s->number, ptv_strerror(ret));
+	}
+}
+
 static void child_arm_ts(struct relay_child *c)
 {
 	struct relay_session *s = c->s;
@@ -428,6 +444,7 @@ static void child_arm_ts(struct relay_child *c)
 	uint8_t *p;
 	size_t len;
 
+	session_memfd_check(s);
 	if (ptv_ring_reserve(&s->ring, now_ms(s), &p, &len)) {
 		ptv_error(ING_MOD, "[%s] out of memory for the ring", s->number);
 		child_signal(c, SIGKILL);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "plextv/common.h"
+#include "plextv/memring.h"
 #include "plextv/ring.h"
 
 int ptv_ring_init(struct ptv_ring *r, size_t max_bytes, unsigned max_ms)
@@ -39,6 +40,17 @@ void ptv_ring_deinit(struct ptv_ring *r)
 		ptv_blob_unref(r->spare[i]);
 	ptv_freep(&r->slots);
 	r->nspare = 0;
+	ptv_memring_unref(r->mem);
+	r->mem = NULL;
+}
+
+int ptv_ring_use_memfd(struct ptv_ring *r)
+{
+	if (r->mem)
+		return 0;
+	/* The ring's own chunks, plus room for chunks that left it but are still being sent or
+	 * held by replicas on other reactors. Only live chunks take memory. */
+	return ptv_memring_new(r->chunk_size, r->nslots * 4 + 16, &r->mem);
 }
 
 static struct ptv_ring_slot *ring_slot(const struct ptv_ring *r, uint64_t index)
@@ -62,8 +74,9 @@ static void ring_evict_oldest(struct ptv_ring *r)
 	 * Only the ring holds it: no send and no replica can see it any more, and nobody can
 	 * take a new reference (references are only ever taken from a ring), so its memory may
 	 * be written again. The acquire pairs with the releasing unref of the last other owner.
+	 * Not a memfd chunk: a socket may still hold its pages (memring.h).
 	 */
-	if (r->nspare < PTV_ARRAY_SIZE(r->spare) &&
+	if (b->fd < 0 && r->nspare < PTV_ARRAY_SIZE(r->spare) &&
 	    atomic_load_explicit(&b->refs, memory_order_acquire) == 1) {
 		r->spare[r->nspare++] = b;
 		return;
@@ -73,6 +86,12 @@ static void ring_evict_oldest(struct ptv_ring *r)
 
 static struct ptv_blob *ring_chunk_new(struct ptv_ring *r)
 {
+	struct ptv_blob *b = r->mem ? ptv_memring_chunk_new(r->mem) : NULL;
+
+	if (b)
+		return b;
+	if (r->mem)
+		r->mem_misses++;
 	if (r->nspare)
 		return r->spare[--r->nspare];
 	r->chunks_new++;

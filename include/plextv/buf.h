@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "plextv/common.h"
 
@@ -41,7 +42,13 @@ char *ptv_buf_steal(struct ptv_buf *b, size_t *len);
 
 struct ptv_blob {
 	atomic_uint refs;
+	int fd; /* -1, or a file holding data[] at file_off (for sendfile) */
 	size_t len;
+	uint64_t file_off;
+	/* Frees the blob when the last reference goes; NULL: free(). Lets a blob live in memory
+	 * that is not the heap (memring.h) and still be shared like any other. */
+	void (*release)(struct ptv_blob *blob);
+	void *owner; /* for release */
 	char data[];
 };
 

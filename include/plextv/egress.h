@@ -20,8 +20,8 @@
  * the newest start point (a resync). A viewer that cannot be written at all is evicted by
  * its connection's write timeout, outside this module.
  *
- * Send modes: this module decides what to send; the sink decides how (plain send from the
- * chunks now; SEND_ZC and splice need connection ownership, see relay.h).
+ * Send modes: this module decides what to send; the sink decides how (sendmsg, SEND_ZC, or
+ * sendfile for memfd chunks: relay.h, http.h).
  */
 #pragma once
 

@@ -74,12 +74,14 @@
  * timebase jump is marked with discontinuity_indicator.
  *
  * ---- Send modes -------------------------------------------------------------------------------
- * send_mode = send (sendmsg from the chunks; the default: on loopback the kernel copies anyway,
- * PERFORMANCE-ANCHORS §0.3), zc (IORING_OP_SENDMSG_ZC from the same chunks: the HTTP layer
- * keeps each chunk referenced until the kernel's notification, and the ring never rewrites a
- * referenced chunk) or splice (memfd ring; needs the socket itself, which the HTTP layer does
- * not hand out yet: falls back to send with a warning). SIGHUP switches the mode for new
- * viewers; /metrics shows it (plextv_relay_send_mode).
+ * send_mode = splice (the default, measured cheapest: the session's ring takes new chunks from
+ * a memfd, memring.h, from the first splice viewer on; the HTTP layer sends them with
+ * sendfile() on a non-blocking socket, so the kernel references the pages instead of copying,
+ * and the PAT/PMT prefix and older heap chunks by sendmsg), send (sendmsg from the chunks: one
+ * copy per viewer) or zc (IORING_OP_SENDMSG_ZC from the same chunks: the HTTP layer keeps each
+ * chunk referenced until the kernel's notification, and the ring never rewrites a referenced
+ * chunk; on loopback the kernel copies anyway, PERFORMANCE-ANCHORS §0.3). SIGHUP switches the
+ * mode for new viewers; /metrics shows it (plextv_relay_send_mode).
  */
 #pragma once
 

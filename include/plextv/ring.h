@@ -9,7 +9,10 @@
  * oldest chunk leaves the ring and the ring drops its reference; anyone still sending from it
  * (an in-flight send, another reactor's replica) keeps it alive through its own reference, and
  * the writer reuses a chunk's memory only when the ring held the last reference. So no byte is
- * ever sent after its slot was reused: a slot reuse is always a different chunk.
+ * ever sent after its slot was reused: a slot reuse is always a different chunk. Chunks in a
+ * memfd (splice mode) are never reused in place at all: the socket may still hold their pages
+ * after the last reference goes, so they go back to the memring, which punches them out of
+ * the file first (memring.h).
  *
  * Threads: a ring is used by one thread. The session's home reactor owns the master ring (it
  * writes); every other reactor with viewers of the channel owns a replica, fed by
@@ -29,6 +32,8 @@
 
 #include "plextv/buf.h"
 #include "plextv/ts.h"
+
+struct ptv_memring;
 
 /* 348 packets = 65,424 bytes: a send-sized unit (PERFORMANCE-ANCHORS §0.2). */
 #define PTV_RING_CHUNK_PKTS 348u
@@ -58,9 +63,11 @@ struct ptv_ring {
 
 	/* Writer (master) only. */
 	size_t fill;		   /* bytes in the head chunk, an incomplete packet included */
-	struct ptv_blob *spare[2]; /* chunks whose memory can be reused */
+	struct ptv_blob *spare[2]; /* heap chunks whose memory can be reused */
 	unsigned nspare;
-	uint64_t chunks_new; /* chunks allocated (not reused) */
+	uint64_t chunks_new;	 /* chunks allocated (not reused) */
+	struct ptv_memring *mem; /* new chunks come from this memfd (splice mode), or NULL */
+	uint64_t mem_misses;	 /* chunks that had to come from the heap instead */
 };
 
 /**
@@ -70,6 +77,13 @@ struct ptv_ring {
 int ptv_ring_init(struct ptv_ring *r, size_t max_bytes, unsigned max_ms);
 /** Drops every reference the ring holds. */
 void ptv_ring_deinit(struct ptv_ring *r);
+/**
+ * From now on, new chunks live in a memfd (memring.h) so viewers can be sent them with
+ * sendfile(); chunks already written stay where they are. When the memfd is out of room a
+ * chunk comes from the heap (counted in mem_misses) and is sent by copy. Writer only.
+ * Returns 0 (also when already on) or a negative errno.
+ */
+int ptv_ring_use_memfd(struct ptv_ring *r);
 
 /* ---- writer ---- */
 

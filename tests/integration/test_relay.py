@@ -435,12 +435,13 @@ class RelayCase(unittest.TestCase):
                                       reason="crash"))
             self.assertEqual(b.connections, 1)
 
-    def test_send_mode_zc(self):
-        # Zero-copy sends keep chunks referenced until the kernel's notification: a small
-        # ring that wraps fast must still give every viewer intact TS.
+    def check_send_mode(self, mode):
+        # zc keeps each chunk referenced until the kernel's notification; splice sends from
+        # memfd pages that are punched out, never rewritten, once a chunk goes. Either way a
+        # small ring that wraps fast must still give every viewer intact TS.
         up = self.peer(sources.PacedTsServer)
         self.lineup([dict(id="a", chno="101", name="A", url=up.url)])
-        with self.server("--send-mode", "zc", "--ring-bytes", "262144") as srv:
+        with self.server("--send-mode", mode, "--ring-bytes", "262144") as srv:
             first = Viewer(srv.port, "/auto/v101", 6)
             first.start()
             self.assertTrue(wait_until(lambda: first.t_first is not None, 10))
@@ -451,8 +452,53 @@ class RelayCase(unittest.TestCase):
             for v in late:
                 self.assert_stream(v, min_seconds=2, first_pat=True)
             m = scrape(srv.port)
-            self.assertEqual(m.value("plextv_relay_send_mode", mode="zc"), 1)
+            self.assertEqual(m.value("plextv_relay_send_mode", mode=mode), 1)
             self.assertEqual(m.value("plextv_relay_send_mode", mode="send"), 0)
+            return m
+
+    def test_send_mode_zc(self):
+        m = self.check_send_mode("zc")
+        self.assertEqual(m.sum("plextv_http_sendfile_bytes_total"), 0)
+
+    def test_send_mode_splice(self):
+        m = self.check_send_mode("splice")
+        # Everything but the head and each viewer's PAT/PMT prefix went by sendfile().
+        out = m.sum("plextv_relay_viewer_bytes_total", channel="101")
+        by_file = m.sum("plextv_http_sendfile_bytes_total")
+        self.assertGreater(out, 0)
+        self.assertGreaterEqual(by_file, 0.95 * out, f"sendfile {by_file} of {out} bytes")
+
+    def test_splice_after_reload_with_stalled_viewer(self):
+        # A channel started in send mode (heap chunks) switches to memfd chunks when splice
+        # viewers come after a SIGHUP; a stalled splice viewer is evicted without slowing the
+        # others, and a viewer hanging up frees its tuner.
+        up = self.peer(sources.HttpTsServer)
+        self.lineup([dict(id="a", chno="101", name="A", url=up.url)])
+        with self.server("--write-timeout-ms", "2000", "--linger-ms", "500",
+                         config="[relay]\nsend_mode = send\n") as srv:
+            early = Viewer(srv.port, "/auto/v101", 12)
+            early.start()
+            self.assertTrue(wait_until(lambda: early.t_first is not None, 10), srv.log_tail())
+            off = srv.log_size()
+            srv.write_config("[relay]\nsend_mode = splice\n")
+            srv.signal(signal.SIGHUP)
+            self.assertIsNotNone(srv.wait_log("send_mode splice for new viewers", off, 5.0),
+                                 srv.log_tail())
+            stalled = Viewer(srv.port, "/auto/v101", 8, stall_after=0.5, rcvbuf=4096)
+            healthy = [Viewer(srv.port, "/auto/v101", 8) for _ in range(3)]
+            run_viewers([stalled] + healthy, start_gap=0.2)
+            early.join(15)
+            for v in healthy:
+                self.assert_stream(v, min_seconds=4, first_pat=True)
+            self.assert_stream(early, min_seconds=8)
+            self.assertTrue(stalled.closed, "the stalled splice viewer was never disconnected")
+            m = scrape(srv.port)
+            self.assertGreaterEqual(m.value("plextv_relay_evictions_total", channel="101"), 1)
+            self.assertGreater(m.sum("plextv_http_sendfile_bytes_total"), 0)
+            self.assertEqual(m.value("plextv_relay_send_mode", mode="splice"), 1)
+            self.assertTrue(wait_until(
+                lambda: scrape(srv.port).sum("plextv_relay_tuners_in_use") == 0, 5),
+                srv.log_tail())
 
     def test_slow_viewer_resyncs(self):
         up = self.peer(sources.HttpTsServer)

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "plextv/http.h"
+#include "plextv/memring.h"
 #include "plextv/metrics.h"
 #include "plextv/reactor.h"
 #include "plextv/workers.h"
@@ -31,6 +32,8 @@ struct fixture {
 	struct ptv_reactor *r;
 	struct ptv_http_server *srv;
 	struct ptv_blob *blob;
+	struct ptv_memring *mring;
+	struct ptv_blob *mblob; /* fx.blob's bytes in a memfd (sendfile) */
 	int listen_fd;
 	int port;
 	pthread_t tid;
@@ -49,6 +52,7 @@ static int blob_handler(struct ptv_http_req *req, void *ctx)
 struct stream_state {
 	int step;
 	int closed;
+	bool splice;
 };
 
 static int chunked_drain(struct ptv_http_req *req, void *ctx)
@@ -86,7 +90,12 @@ static int close_drain(struct ptv_http_req *req, void *ctx)
 	if (st->step == 10)
 		return ptv_http_stream_end(req) ? -1 : 1;
 	st->step++;
-	return ptv_http_stream_write_blob(req, fx.blob, (size_t)st->step * 10240, 10240);
+	if (!st->splice)
+		return ptv_http_stream_write_blob(req, fx.blob, (size_t)st->step * 10240, 10240);
+	/* sendfile() pieces with a copied one in between: the order must hold across both. */
+	if (st->step == 4)
+		return ptv_http_stream_write(req, fx.blob->data + 4 * 10240, 10240);
+	return ptv_http_stream_write_blob(req, fx.mblob, (size_t)st->step * 10240, 10240);
 }
 
 static int close_handler(struct ptv_http_req *req, void *ctx)
@@ -95,10 +104,39 @@ static int close_handler(struct ptv_http_req *req, void *ctx)
 	int ret = ptv_http_stream_begin(req, 200, "video/mp2t", PTV_HTTP_STREAM_CLOSE, close_drain,
 					stream_closed, st);
 
-	/* ctx != NULL: the same stream through zero-copy sends. */
-	if (!ret && ctx)
+	/* ctx 1: the same stream through zero-copy sends; 2: through sendfile(). */
+	if (!ret && ctx == (void *)1)
 		ret = ptv_http_stream_set_zerocopy(req, true);
+	if (!ret && ctx == (void *)2) {
+		st->splice = true;
+		ret = ptv_http_stream_set_splice(req, true);
+	}
 	return ret;
+}
+
+#define BIG_REPEAT 8
+
+static int big_drain(struct ptv_http_req *req, void *ctx)
+{
+	struct stream_state *st = ctx;
+
+	if (st->step == BIG_REPEAT)
+		return ptv_http_stream_end(req) ? -1 : 1;
+	st->step++;
+	return ptv_http_stream_write_blob(req, fx.mblob, 0, BLOB_SIZE);
+}
+
+/* 8 MiB by sendfile() through a 64 KiB socket buffer: most calls find the socket full. */
+static int splice_big_handler(struct ptv_http_req *req, void *ctx)
+{
+	struct stream_state *st = calloc(1, sizeof(*st));
+	int sndbuf = 65536;
+	int ret;
+
+	setsockopt(ptv_http_req_fd(req), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	ret = ptv_http_stream_begin(req, 200, "video/mp2t", PTV_HTTP_STREAM_CLOSE, big_drain,
+				    stream_closed, st);
+	return ret ? ret : ptv_http_stream_set_splice(req, true);
 }
 
 struct defer_job {
@@ -175,6 +213,8 @@ static int setup(void **state)
 		{"chunked", PTV_HTTP_GET, "/chunked", false, chunked_handler, NULL},
 		{"close", PTV_HTTP_GET, "/close", false, close_handler, NULL},
 		{"close_zc", PTV_HTTP_GET, "/close-zc", false, close_handler, (void *)1},
+		{"close_splice", PTV_HTTP_GET, "/close-splice", false, close_handler, (void *)2},
+		{"splice_big", PTV_HTTP_GET, "/splice-big", false, splice_big_handler, NULL},
 		{"defer", PTV_HTTP_GET, "/defer", false, defer_handler, (void *)(uintptr_t)50},
 		{"late", PTV_HTTP_GET, "/late", false, defer_handler, (void *)(uintptr_t)700},
 		{"echo", PTV_HTTP_GET | PTV_HTTP_POST, "/echo/", true, echo_handler, NULL},
@@ -188,6 +228,9 @@ static int setup(void **state)
 	fx.blob = ptv_blob_new(NULL, BLOB_SIZE);
 	for (unsigned i = 0; i < BLOB_SIZE; i++)
 		fx.blob->data[i] = (char)('a' + i % 26);
+	assert_int_equal(ptv_memring_new(BLOB_SIZE, 1, &fx.mring), 0);
+	fx.mblob = ptv_memring_chunk_new(fx.mring);
+	memcpy(fx.mblob->data, fx.blob->data, BLOB_SIZE);
 	assert_int_equal(ptv_router_new(&fx.router), 0);
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
 		assert_int_equal(ptv_router_add(fx.router, &routes[i]), 0);
@@ -225,6 +268,8 @@ static int teardown(void **state)
 	ptv_http_server_free(fx.srv);
 	ptv_router_free(fx.router);
 	ptv_blob_unref(fx.blob);
+	ptv_blob_unref(fx.mblob);
+	ptv_memring_unref(fx.mring);
 	return 0;
 }
 
@@ -348,6 +393,51 @@ static void test_zero_copy_stream(void **state)
 	check_close_stream("GET /close-zc HTTP/1.1\r\nHost: t\r\n\r\n");
 }
 
+static void test_sendfile_stream(void **state)
+{
+	/* Same bytes, from memfd pages with sendfile() (send_mode splice). */
+	check_close_stream("GET /close-splice HTTP/1.1\r\nHost: t\r\n\r\n");
+}
+
+static void test_sendfile_slow_reader(void **state)
+{
+	int fd, rcvbuf = 16384;
+	size_t len, off = 0;
+	char *body = malloc((size_t)BIG_REPEAT * BLOB_SIZE + 4096);
+	char *hdr_end;
+	bool closed = false;
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)fx.port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	send_all(fd, "GET /splice-big HTTP/1.1\r\nHost: t\r\n\r\n");
+	/* Slow at first (the server finds the socket full again and again), then at full speed;
+	 * bounded: 20 s at most. */
+	for (unsigned i = 0; !closed && i < 200000; i++) {
+		ssize_t n = read(fd, body + off, i < 200 ? 4096 : 1 << 16);
+
+		if (n <= 0)
+			closed = true;
+		else
+			off += (size_t)n;
+		if (i < 200)
+			usleep(2000);
+	}
+	assert_true(closed);
+	body[off] = '\0';
+	hdr_end = strstr(body, "\r\n\r\n");
+	assert_non_null(hdr_end);
+	len = off - (size_t)(hdr_end + 4 - body);
+	assert_int_equal(len, (size_t)BIG_REPEAT * BLOB_SIZE);
+	for (unsigned k = 0; k < BIG_REPEAT; k++)
+		assert_memory_equal(hdr_end + 4 + (size_t)k * BLOB_SIZE, fx.blob->data, BLOB_SIZE);
+	free(body);
+	close(fd);
+}
+
 static void test_head_on_stream_sends_no_body(void **state)
 {
 	int fd = client();
@@ -442,6 +532,8 @@ int main(void)
 		cmocka_unit_test(test_chunked_stream_then_keepalive),
 		cmocka_unit_test(test_close_delimited_stream),
 		cmocka_unit_test(test_zero_copy_stream),
+		cmocka_unit_test(test_sendfile_stream),
+		cmocka_unit_test(test_sendfile_slow_reader),
 		cmocka_unit_test(test_head_on_stream_sends_no_body),
 		cmocka_unit_test(test_deferred_answers_in_order),
 		cmocka_unit_test(test_deferred_too_late_gets_503),
