@@ -455,8 +455,9 @@ static void conn_poll_done(struct http_conn *c, int res)
 {
 	c->send_poll = false;
 	c->sending = false;
-	if (!c->closing && res < 0) {
-		http_error_count(c->srv, "send");
+	if (!c->closing && (res < 0 || c->send_failed)) {
+		if (res < 0)
+			http_error_count(c->srv, "send");
 		http_conn_close(c, true);
 	} else if (!c->closing) {
 		http_conn_flush(c);
@@ -525,6 +526,20 @@ static void conn_poll_out(struct http_conn *c, bool progress)
 }
 
 /*
+ * A failed sendfile() closes the connection from a completion, like a failed sendmsg: closing
+ * runs the producer's on_close, and the producer may be in the middle of queueing (this runs
+ * inside ptv_http_stream_write_blob()).
+ */
+static void conn_fail_later(struct http_conn *c)
+{
+	io_uring_prep_nop(ptv_reactor_sqe(c->srv->r, &c->send_op));
+	c->send_poll = true;
+	c->send_failed = true;
+	c->sending = true;
+	c->inflight++;
+}
+
+/*
  * Sends the file-backed segments at the head of the queue with sendfile(): the socket takes
  * references to the file's pages, no copy (memring.h says why those pages never change). The
  * socket is non-blocking, so this never waits; what it cannot take now waits for POLLOUT.
@@ -544,7 +559,7 @@ static void conn_sendfile(struct http_conn *c)
 		if (n < 0 && errno != EAGAIN) {
 			if (errno != EPIPE && errno != ECONNRESET)
 				http_error_count(c->srv, "send");
-			http_conn_close(c, true);
+			conn_fail_later(c);
 			return;
 		}
 		if (n <= 0)

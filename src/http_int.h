@@ -103,9 +103,10 @@ struct http_conn {
 	size_t out_bytes;
 	struct msghdr msg;
 	struct iovec iov[HTTP_IOV_MAX];
-	bool zc;				  /* sends use IORING_OP_SENDMSG_ZC */
-	bool splice;	/* file-backed blobs go out with sendfile() (socket O_NONBLOCK) */
-	bool send_poll; /* send_op is a POLLOUT wait, not a send */
+	bool zc;	  /* sends use IORING_OP_SENDMSG_ZC */
+	bool splice;	  /* file-backed blobs go out with sendfile() (socket O_NONBLOCK) */
+	bool send_poll;	  /* send_op is a POLLOUT wait (or a NOP), not a send */
+	bool send_failed; /* sendfile() failed: close when send_op completes */
 	struct http_zc_batch *zc_head, **zc_tail; /* waiting for notifications */
 
 	struct sockaddr_storage peer, local;

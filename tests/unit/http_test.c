@@ -438,6 +438,29 @@ static void test_sendfile_slow_reader(void **state)
 	close(fd);
 }
 
+static void test_sendfile_peer_reset(void **state)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	char buf[65536];
+	size_t got = 0;
+	int fd = client();
+
+	/* The viewer resets mid-stream: the server's next sendfile() (or receive) fails; the
+	 * connection ends from a completion and the server goes on serving. */
+	send_all(fd, "GET /splice-big HTTP/1.1\r\nHost: t\r\n\r\n");
+	for (unsigned i = 0; got < sizeof(buf) && i < 1000; i++) {
+		ssize_t n = read(fd, buf, sizeof(buf) - got);
+
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	assert_true(got > 0);
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+	check_close_stream("GET /close-splice HTTP/1.1\r\nHost: t\r\n\r\n");
+}
+
 static void test_head_on_stream_sends_no_body(void **state)
 {
 	int fd = client();
@@ -534,6 +557,7 @@ int main(void)
 		cmocka_unit_test(test_zero_copy_stream),
 		cmocka_unit_test(test_sendfile_stream),
 		cmocka_unit_test(test_sendfile_slow_reader),
+		cmocka_unit_test(test_sendfile_peer_reset),
 		cmocka_unit_test(test_head_on_stream_sends_no_body),
 		cmocka_unit_test(test_deferred_answers_in_order),
 		cmocka_unit_test(test_deferred_too_late_gets_503),
