@@ -4,6 +4,7 @@
  */
 #include <ctype.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -927,6 +928,10 @@ int ptv_http_stream_set_splice(struct ptv_http_req *req, bool on)
 	struct http_conn *c = req->conn;
 	int fl = fcntl(c->fd, F_GETFL);
 
+	/* sendfile() has no MSG_NOSIGNAL: a viewer that reset would kill the process with
+	 * SIGPIPE. plextv serve ignores it at start; any other user of splice mode must too. */
+	if (on)
+		signal(SIGPIPE, SIG_IGN);
 	/* sendfile() runs on the reactor thread: it must never wait for the peer. io_uring's
 	 * own socket operations poll as before on a non-blocking socket. */
 	if (fl < 0 || fcntl(c->fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK))

@@ -169,7 +169,8 @@ int ptv_http_stream_set_zerocopy(struct ptv_http_req *req, bool on);
  * Sends the rest of this connection's output that lives in a file (blobs from a memring,
  * memring.h) with sendfile(): the socket gets references to the pages instead of a copy; other
  * bytes still go with sendmsg. Makes the socket non-blocking (sendfile runs on the reactor
- * thread) and waits for POLLOUT when it is full. Returns 0 or a negative errno.
+ * thread) and waits for POLLOUT when it is full. sendfile() cannot be told MSG_NOSIGNAL, so
+ * this sets SIGPIPE to be ignored process-wide. Returns 0 or a negative errno.
  */
 int ptv_http_stream_set_splice(struct ptv_http_req *req, bool on);
 
