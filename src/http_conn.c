@@ -448,7 +448,7 @@ static void conn_zc_notif(struct http_conn *c)
 	conn_unpin(c); /* the count the send kept for its notification */
 }
 
-static void conn_poll_out(struct http_conn *c, bool progress);
+static void conn_send_wait(struct http_conn *c, bool progress, bool failed);
 
 /* The socket became writable (or failed) while sendfile() segments wait. */
 static void conn_poll_done(struct http_conn *c, int res)
@@ -490,7 +490,7 @@ static void conn_send_cb(struct ptv_reactor *r, struct ptv_op *op, int res, uint
 	c->sending = false;
 	if (!c->closing && res == -EAGAIN && c->splice) {
 		/* O_NONBLOCK socket (see conn_recv_cb): nothing was sent; wait for room. */
-		conn_poll_out(c, false);
+		conn_send_wait(c, false, false);
 	} else if (!c->closing && res < 0) {
 		if (res != -EPIPE && res != -ECONNRESET)
 			http_error_count(c->srv, "send");
@@ -508,35 +508,28 @@ static bool seg_in_file(const struct http_seg *g)
 }
 
 /*
- * Waits for the socket to take more. Also used after sendfile() emptied the queue, so that the
- * drain callback (which queues the next batch and flushes again) runs from a completion and
- * never recurses into this function.
+ * Parks the connection on send_op until the socket can take more (POLLOUT). Also used after
+ * sendfile() emptied the queue, so that the drain callback (which queues the next batch and
+ * flushes again) runs from a completion and never recurses into this function. @failed: a
+ * sendfile() failed; a NOP completes at once and closes the connection then, like a failed
+ * sendmsg would: closing runs the producer's on_close, and the producer may be in the middle
+ * of queueing (sendfile runs inside ptv_http_stream_write_blob()).
  */
-static void conn_poll_out(struct http_conn *c, bool progress)
+static void conn_send_wait(struct http_conn *c, bool progress, bool failed)
 {
 	struct io_uring_sqe *sqe = ptv_reactor_sqe(c->srv->r, &c->send_op);
 
-	io_uring_prep_poll_add(sqe, c->fd, POLLOUT);
+	if (failed)
+		io_uring_prep_nop(sqe);
+	else
+		io_uring_prep_poll_add(sqe, c->fd, POLLOUT);
 	c->send_poll = true;
+	c->send_failed = failed;
 	c->sending = true;
 	c->inflight++;
 	/* The write timeout runs from the last byte the socket took. */
 	if (progress || c->tkind != HTTP_T_WRITE)
 		http_conn_timer(c, HTTP_T_WRITE, c->srv->limits.write_timeout_ms);
-}
-
-/*
- * A failed sendfile() closes the connection from a completion, like a failed sendmsg: closing
- * runs the producer's on_close, and the producer may be in the middle of queueing (this runs
- * inside ptv_http_stream_write_blob()).
- */
-static void conn_fail_later(struct http_conn *c)
-{
-	io_uring_prep_nop(ptv_reactor_sqe(c->srv->r, &c->send_op));
-	c->send_poll = true;
-	c->send_failed = true;
-	c->sending = true;
-	c->inflight++;
 }
 
 /*
@@ -556,21 +549,22 @@ static void conn_sendfile(struct http_conn *c)
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && errno != EAGAIN) {
-			if (errno != EPIPE && errno != ECONNRESET)
+		if (n < 0 && errno == EAGAIN)
+			break;
+		/* 0: the file ended before the segment did (it cannot; retrying would spin). */
+		if (n <= 0) {
+			if (n == 0 || (errno != EPIPE && errno != ECONNRESET))
 				http_error_count(c->srv, "send");
-			conn_fail_later(c);
+			conn_send_wait(c, progress, true);
 			return;
 		}
-		if (n <= 0)
-			break;
 		conn_segs_consume(c, (size_t)n, NULL);
 		ptv_metric_add(c->srv->m_sendfile, (uint64_t)n);
 		progress = true;
 		if ((size_t)n < len)
 			break;
 	}
-	conn_poll_out(c, progress);
+	conn_send_wait(c, progress, false);
 }
 
 void http_conn_flush(struct http_conn *c)

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -34,6 +35,7 @@ struct fixture {
 	struct ptv_blob *blob;
 	struct ptv_memring *mring;
 	struct ptv_blob *mblob; /* fx.blob's bytes in a memfd (sendfile) */
+	int short_fd;
 	int listen_fd;
 	int port;
 	pthread_t tid;
@@ -111,6 +113,30 @@ static int close_handler(struct ptv_http_req *req, void *ctx)
 		st->splice = true;
 		ret = ptv_http_stream_set_splice(req, true);
 	}
+	return ret;
+}
+
+static int drain_idle(struct ptv_http_req *req, void *ctx)
+{
+	return 0;
+}
+
+/* A blob that says its bytes are in a file that is empty: sendfile() returns 0. */
+static int splice_short_handler(struct ptv_http_req *req, void *ctx)
+{
+	struct ptv_blob *b = ptv_blob_new(NULL, 4096);
+	int ret = ptv_http_stream_begin(req, 200, "video/mp2t", PTV_HTTP_STREAM_CLOSE, drain_idle,
+					NULL, NULL);
+
+	b->fd = memfd_create("short", MFD_CLOEXEC);
+	if (!ret)
+		ret = ptv_http_stream_set_splice(req, true);
+	if (!ret)
+		ret = ptv_http_stream_write_blob(req, b, 0, 4096);
+	/* The queued segment holds its own reference (and the fd number stays valid: the test
+	 * ends the connection before it closes it). */
+	fx.short_fd = b->fd;
+	ptv_blob_unref(b);
 	return ret;
 }
 
@@ -215,6 +241,7 @@ static int setup(void **state)
 		{"close_zc", PTV_HTTP_GET, "/close-zc", false, close_handler, (void *)1},
 		{"close_splice", PTV_HTTP_GET, "/close-splice", false, close_handler, (void *)2},
 		{"splice_big", PTV_HTTP_GET, "/splice-big", false, splice_big_handler, NULL},
+		{"splice_short", PTV_HTTP_GET, "/splice-short", false, splice_short_handler, NULL},
 		{"defer", PTV_HTTP_GET, "/defer", false, defer_handler, (void *)(uintptr_t)50},
 		{"late", PTV_HTTP_GET, "/late", false, defer_handler, (void *)(uintptr_t)700},
 		{"echo", PTV_HTTP_GET | PTV_HTTP_POST, "/echo/", true, echo_handler, NULL},
@@ -461,6 +488,47 @@ static void test_sendfile_peer_reset(void **state)
 	check_close_stream("GET /close-splice HTTP/1.1\r\nHost: t\r\n\r\n");
 }
 
+/* The value of one sample line ("name{labels}") in /metrics, 0 when absent. */
+static double metric_sample(const char *sample)
+{
+	struct ptv_buf b = {0};
+	const char *p;
+	double v = 0;
+
+	assert_int_equal(ptv_metrics_render(&b), 0);
+	p = b.data ? strstr(b.data, sample) : NULL;
+	if (p)
+		v = strtod(p + strlen(sample), NULL);
+	ptv_buf_free(&b);
+	return v;
+}
+
+static void test_sendfile_file_too_short(void **state)
+{
+	const char *send_err = "plextv_http_errors_total{reason=\"send\"} ";
+	const char *timeout_err = "plextv_http_errors_total{reason=\"write_timeout\"} ";
+	double sends = metric_sample(send_err), timeouts = metric_sample(timeout_err);
+	/* Bad input to sendfile (the file ends before the segment): the connection is closed
+	 * with an error instead of retrying forever, and the server goes on. */
+	int fd = client();
+	size_t len;
+	bool closed;
+	char *resp;
+
+	send_all(fd, "GET /splice-short HTTP/1.1\r\nHost: t\r\n\r\n");
+	resp = read_until(fd, NULL, &len, &closed);
+	assert_true(closed);
+	assert_non_null(strstr(resp, "HTTP/1.1 200 OK\r\n"));
+	assert_int_equal(len - (size_t)(strstr(resp, "\r\n\r\n") + 4 - resp), 0);
+	free(resp);
+	close(fd);
+	close(fx.short_fd);
+	/* Ended as a send error, not by the write timeout after spinning on POLLOUT. */
+	assert_true(metric_sample(send_err) == sends + 1);
+	assert_true(metric_sample(timeout_err) == timeouts);
+	check_close_stream("GET /close-splice HTTP/1.1\r\nHost: t\r\n\r\n");
+}
+
 static void test_head_on_stream_sends_no_body(void **state)
 {
 	int fd = client();
@@ -558,6 +626,7 @@ int main(void)
 		cmocka_unit_test(test_sendfile_stream),
 		cmocka_unit_test(test_sendfile_slow_reader),
 		cmocka_unit_test(test_sendfile_peer_reset),
+		cmocka_unit_test(test_sendfile_file_too_short),
 		cmocka_unit_test(test_head_on_stream_sends_no_body),
 		cmocka_unit_test(test_deferred_answers_in_order),
 		cmocka_unit_test(test_deferred_too_late_gets_503),

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -263,6 +264,47 @@ static void test_ring_uses_memfd(void **state)
 	ptv_blob_unref(held);
 }
 
+static void test_bad_sizes_refused(void **state)
+{
+	struct ptv_memring *m = NULL;
+
+	assert_int_equal(ptv_memring_new(0, 4, &m), -EINVAL);
+	assert_int_equal(ptv_memring_new(CS, 0, &m), -EINVAL);
+	assert_null(m);
+	ptv_memring_unref(NULL);
+}
+
+static void test_ring_falls_back_to_heap_when_full(void **state)
+{
+	/* 4 slots -> room for 4 * 4 + 16 = 32 memfd chunks. Readers that keep every chunk use
+	 * them all up: further chunks come from the heap, counted, and still hold the bytes. */
+	struct ptv_blob *held[48];
+	struct ptv_ring r;
+	unsigned heap = 0;
+	uint8_t *p;
+	size_t len, coff;
+
+	assert_int_equal(ptv_ring_init(&r, 4 * CS, 0), 0);
+	assert_int_equal(ptv_ring_use_memfd(&r), 0);
+	assert_int_equal(ptv_ring_use_memfd(&r), 0); /* already on */
+	for (unsigned c = 0; c < 48; c++) {
+		assert_int_equal(ptv_ring_reserve(&r, c, &p, &len), 0);
+		memset(p, 'A' + (int)(c % 26), len);
+		ptv_ring_wrote(&r, len);
+		ptv_ring_commit(&r, len);
+		assert_int_equal(ptv_ring_peek(&r, r.head - 1, &held[c], &coff), 1);
+		ptv_blob_ref(held[c]);
+		heap += held[c]->fd < 0;
+	}
+	assert_int_equal(heap, 48 - 32);
+	assert_int_equal(r.mem_misses, 48 - 32);
+	for (unsigned c = 0; c < 48; c++) {
+		assert_int_equal(held[c]->data[CS - 1], 'A' + (int)(c % 26));
+		ptv_blob_unref(held[c]);
+	}
+	ptv_ring_deinit(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -272,6 +314,8 @@ int main(void)
 		cmocka_unit_test(test_socket_keeps_old_bytes),
 		cmocka_unit_test(test_release_on_other_threads_and_owner_first),
 		cmocka_unit_test(test_ring_uses_memfd),
+		cmocka_unit_test(test_bad_sizes_refused),
+		cmocka_unit_test(test_ring_falls_back_to_heap_when_full),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
