@@ -112,6 +112,20 @@ int ptv_epg_refresh(struct ptv_store *s, const struct ptv_epg_opts *o, uint32_t 
 
 /* ---- pruning ---- */
 
+/*
+ * Moves @cur to the first programme of channel @gkey (@next: of the channel after it), @key
+ * being the caller's key buffer. MDB_NOTFOUND when there is none (past the last channel).
+ */
+static int pkey_seek(MDB_cursor *cur, uint32_t gkey, bool next, uint8_t *key, MDB_val *k,
+		     MDB_val *v)
+{
+	if (next && gkey == UINT32_MAX)
+		return MDB_NOTFOUND;
+	epg_pkey(key, next ? gkey + 1 : gkey, 0);
+	*k = (MDB_val){EPG_PKEY_LEN, key};
+	return mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
+}
+
 struct prune_ctx {
 	struct ptv_store *s;
 	int64_t cutoff;
@@ -137,11 +151,7 @@ static int prune_txn(MDB_txn *txn, void *arg)
 		if (k.mv_size == EPG_PKEY_LEN && !epg_rec_open(v.mv_data, v.mv_size, &r) &&
 		    (int64_t)(epg_pkey_start(k.mv_data) + r.duration) > p->cutoff) {
 			/* Sorted by start: the rest of this channel is current. Next channel. */
-			if (gkey == UINT32_MAX)
-				break;
-			epg_pkey(key, gkey + 1, 0);
-			k = (MDB_val){sizeof(key), key};
-			rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+			rc = pkey_seek(cur, gkey, true, key, &k, &v);
 			continue;
 		}
 		rc = mdb_cursor_del(cur, 0);
@@ -197,19 +207,12 @@ static int gc_txn(MDB_txn *txn, void *arg)
 		return ptv_store_err(rc);
 	g->removed = 0;
 	g->more = false;
-	epg_pkey(key, g->from, 0);
-	k = (MDB_val){sizeof(key), key};
-	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	rc = pkey_seek(cur, g->from, false, key, &k, &v);
 	while (!rc && k.mv_size == EPG_PKEY_LEN) {
 		uint32_t gkey = epg_pkey_gkey(k.mv_data);
 
 		if (gkey_alive(txn, g->s, gkey)) {
-			/* Jump to the next channel. */
-			if (gkey == UINT32_MAX)
-				break;
-			epg_pkey(key, gkey + 1, 0);
-			k = (MDB_val){sizeof(key), key};
-			rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+			rc = pkey_seek(cur, gkey, true, key, &k, &v);
 			continue;
 		}
 		if (g->removed == EPG_GC_BATCH) {
