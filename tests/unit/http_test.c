@@ -488,6 +488,20 @@ static void test_sendfile_peer_reset(void **state)
 	check_close_stream("GET /close-splice HTTP/1.1\r\nHost: t\r\n\r\n");
 }
 
+/* Sends @request on a new connection; returns everything read until the server closed it. */
+static char *get_until_closed(const char *request, size_t *len)
+{
+	int fd = client();
+	bool closed;
+	char *resp;
+
+	send_all(fd, request);
+	resp = read_until(fd, NULL, len, &closed);
+	assert_true(closed);
+	close(fd);
+	return resp;
+}
+
 /* The value of one sample line ("name{labels}") in /metrics, 0 when absent. */
 static double metric_sample(const char *sample)
 {
@@ -510,18 +524,12 @@ static void test_sendfile_file_too_short(void **state)
 	double sends = metric_sample(send_err), timeouts = metric_sample(timeout_err);
 	/* Bad input to sendfile (the file ends before the segment): the connection is closed
 	 * with an error instead of retrying forever, and the server goes on. */
-	int fd = client();
 	size_t len;
-	bool closed;
-	char *resp;
+	char *resp = get_until_closed("GET /splice-short HTTP/1.1\r\nHost: t\r\n\r\n", &len);
 
-	send_all(fd, "GET /splice-short HTTP/1.1\r\nHost: t\r\n\r\n");
-	resp = read_until(fd, NULL, &len, &closed);
-	assert_true(closed);
 	assert_non_null(strstr(resp, "HTTP/1.1 200 OK\r\n"));
 	assert_int_equal(len - (size_t)(strstr(resp, "\r\n\r\n") + 4 - resp), 0);
 	free(resp);
-	close(fd);
 	close(fx.short_fd);
 	/* Ended as a send error, not by the write timeout after spinning on POLLOUT. */
 	assert_true(metric_sample(send_err) == sends + 1);
@@ -568,20 +576,14 @@ static void test_deferred_answers_in_order(void **state)
 
 static void test_deferred_too_late_gets_503(void **state)
 {
-	int fd = client();
 	size_t len;
-	bool closed;
-	char *resp;
+	char *resp = get_until_closed("GET /late HTTP/1.1\r\nHost: t\r\n\r\n", &len);
 
-	send_all(fd, "GET /late HTTP/1.1\r\nHost: t\r\n\r\n");
-	resp = read_until(fd, NULL, &len, &closed);
-	assert_true(closed);
 	if (strncmp(resp, "HTTP/1.1 503 ", 13))
 		fprintf(stderr, "got: %s\n", resp);
 	assert_true(!strncmp(resp, "HTTP/1.1 503 ", 13));
 	assert_null(strstr(resp, "later"));
 	free(resp);
-	close(fd);
 	/* Let the late answer arrive and be dropped before the next test. */
 	usleep(900 * 1000);
 }
